@@ -1,0 +1,45 @@
+"""kernel-comm-ext: a drop-in comm layer for ipykernel.
+
+``%load_ext kernel_comm_ext`` replaces the running kernel's comm manager with
+this package's (see ``installer.py`` for exactly what is swapped);
+``%unload_ext kernel_comm_ext`` puts the previous one back. Open comms and
+registered targets move both ways.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from ._version import __version__
+from .installer import install, uninstall
+from .kernel import KernelComm, KernelCommManager
+from .protocol import BaseComm, CommManager, CommStats
+
+__all__ = [
+    "BaseComm",
+    "CommManager",
+    "CommStats",
+    "KernelComm",
+    "KernelCommManager",
+    "__version__",
+    "load_ipython_extension",
+    "unload_ipython_extension",
+]
+
+NOT_IN_A_KERNEL = (
+    "kernel_comm_ext: this IPython is not running in a Jupyter kernel, so there is no comm"
+    " layer to replace; nothing was changed."
+)
+
+
+def load_ipython_extension(ip: t.Any) -> None:
+    """Install kernel-comm-ext into the kernel running ``ip`` (``%load_ext kernel_comm_ext``)."""
+    if getattr(ip, "kernel", None) is None:
+        print(NOT_IN_A_KERNEL)
+        return
+    install(ip)
+
+
+def unload_ipython_extension(ip: t.Any) -> None:
+    """Restore the kernel's previous comm layer (``%unload_ext kernel_comm_ext``)."""
+    uninstall(ip)
