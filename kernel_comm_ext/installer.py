@@ -95,12 +95,15 @@ def install(shell: t.Any) -> Installation | None:
 
 
 def uninstall(shell: t.Any) -> bool:
-    """Restore what ``install`` replaced, moving every comm and target back; False if not installed."""
+    """Restore what ``install`` replaced and move every comm and target back.
+
+    Returns False when the extension is not installed in that kernel.
+    """
     kernel = getattr(shell, "kernel", None)
     installation = installation_of(kernel) if kernel is not None else None
     if installation is None:
         return False
-    manager, replaced = installation.manager, installation.replaced
+    kernel, manager, replaced = installation.kernel, installation.manager, installation.replaced
     manager.sender.flush()
     comm_hooks.create_comm = replaced.create_comm
     comm_hooks.get_comm_manager = replaced.get_comm_manager

@@ -59,4 +59,3 @@ def ext_kernel(kernel: Frontend) -> Frontend:
     """A fresh kernel with ``%load_ext kernel_comm_ext`` done."""
     kernel.run("%load_ext kernel_comm_ext")
     return kernel
-

@@ -127,7 +127,7 @@ class Frontend:
         count: int = 1,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> list[dict[str, t.Any]]:
-        """Wait until ``count`` matching IOPub messages have arrived after ``since``; return them."""
+        """Wait for ``count`` matching IOPub messages after ``since``; return them."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:

@@ -69,7 +69,7 @@ def _check_both_directions(fe: Frontend, label: str) -> None:
 
 def test_load_installs_manager_hooks_handlers_and_configurable(kernel: Frontend) -> None:
     kernel.run("%load_ext kernel_comm_ext")
-    kernel.run(SETUP_BEFORE_LOAD.split("slider =")[0] + STATE_CHECK)
+    kernel.run(SETUP_BEFORE_LOAD.split("slider =", maxsplit=1)[0] + STATE_CHECK)
     assert kernel.eval("ours")
     assert kernel.eval("comm.get_comm_manager() is m")
     assert kernel.eval("comm.create_comm.__self__ is m")

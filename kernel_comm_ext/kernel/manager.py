@@ -21,7 +21,7 @@ from .comm import KernelComm
 from .sender import CommSender
 
 
-class KernelCommManager(LoggingConfigurable, CommManager):  # type: ignore[misc]
+class KernelCommManager(LoggingConfigurable, CommManager):
     """The comm manager kernel-comm-ext installs into a running ipykernel."""
 
     kernel = Instance("ipykernel.kernelbase.Kernel", allow_none=True)
@@ -45,7 +45,9 @@ class KernelCommManager(LoggingConfigurable, CommManager):  # type: ignore[misc]
     def __init__(self, **kwargs: t.Any) -> None:
         super().__init__(**kwargs)
         if self.kernel is None:
-            raise ValueError("KernelCommManager serves one kernel: pass KernelCommManager(kernel=...)")
+            raise ValueError(
+                "KernelCommManager serves one kernel: pass KernelCommManager(kernel=...)"
+            )
         self.sender = CommSender(self.kernel)
 
     def create_comm(self, **kwargs: t.Any) -> KernelComm:
@@ -53,7 +55,7 @@ class KernelCommManager(LoggingConfigurable, CommManager):  # type: ignore[misc]
         return KernelComm(kernel=self.kernel, sender=self.sender, **kwargs)
 
     def get_comm_manager(self) -> KernelCommManager:
-        """This manager (the ``comm.get_comm_manager`` hook)."""
+        """Return this manager (the ``comm.get_comm_manager`` hook)."""
         return self
 
     def comm_stats(self) -> list[CommStats]:

@@ -81,7 +81,7 @@ def _schedule(
 
     context = contextvars.copy_context()
     try:
-        loop = asyncio.get_running_loop()
+        running = asyncio.get_running_loop()
     except RuntimeError:
         loop = host.callback_loop() if host is not None else None
         if loop is None or loop.is_closed():
@@ -92,5 +92,5 @@ def _schedule(
         concurrent_future = asyncio.run_coroutine_threadsafe(_await(awaitable), loop)
         concurrent_future.add_done_callback(done)
         return
-    task = loop.create_task(_await(awaitable))
+    task = running.create_task(_await(awaitable))
     task.add_done_callback(done, context=context)

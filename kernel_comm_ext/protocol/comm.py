@@ -9,6 +9,7 @@ callback may be a coroutine function, and each comm counts what it moves.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -26,8 +27,8 @@ if t.TYPE_CHECKING:
 logger = logging.getLogger("kernel_comm_ext")
 
 MessageType = dict[str, t.Any]
-MaybeDict = t.Optional[dict[str, t.Any]]
-BuffersType = t.Optional[t.Sequence[t.Any]]
+MaybeDict = dict[str, t.Any] | None
+BuffersType = t.Sequence[t.Any] | None
 CommCallback = t.Callable[[MessageType], t.Any]
 
 # One lock for the close-once check of every comm: a lock per comm would cost
@@ -113,11 +114,9 @@ class BaseComm:
 
     def __del__(self) -> None:
         """Close on garbage collection."""
-        try:
+        # Interpreter teardown can break anything; a finalizer must not raise.
+        with contextlib.suppress(Exception):
             self.close(deleting=True)
-        except Exception:  # noqa: S110
-            # Interpreter teardown can break anything; a finalizer must not raise.
-            pass
 
     # publishing messages
 
@@ -212,7 +211,8 @@ class BaseComm:
         logger.debug("handle_msg[%s]", self.comm_id)
         self._record_in(msg)
         if self._msg_callback:
-            from IPython import get_ipython
+            # IPython is imported only when a callback runs, as the comm package does.
+            from IPython import get_ipython  # noqa: PLC0415
 
             shell = get_ipython()
             if shell:

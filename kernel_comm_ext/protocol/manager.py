@@ -50,9 +50,7 @@ class CommManager:
         import string of one. This is kernel-side code; names from the wire are
         never imported.
         """
-        if isinstance(f, str):
-            f = _import_object(f)
-        self.targets[target_name] = f
+        self.targets[target_name] = _import_object(f) if isinstance(f, str) else f
 
     def unregister_target(self, target_name: str, f: CommTargetCallback | None = None) -> t.Any:
         """Unregister the callable registered for ``target_name`` and return it."""
@@ -143,7 +141,9 @@ class CommManager:
         def what() -> str:
             return f"the comm target {target_name!r} (opening comm {comm_id})"
 
-        if not run_callback(f, (comm, msg), self, what, on_failure=lambda: self._close_quietly(comm)):
+        if not run_callback(
+            f, (comm, msg), self, what, on_failure=lambda: self._close_quietly(comm)
+        ):
             self._close_quietly(comm)
 
     def comm_msg(self, stream: t.Any, ident: t.Any, msg: MessageType) -> None:
