@@ -22,6 +22,8 @@ logger = logging.getLogger("kernel_comm_ext")
 class CallbackHost(t.Protocol):
     """What runs callbacks: reports their errors and lends a loop to threads without one."""
 
+    log: t.Any
+
     def report_callback_error(self, what: str, exc: BaseException) -> None:
         """Log (and possibly show) an exception raised by the callback named ``what``."""
 
@@ -85,7 +87,8 @@ def _schedule(
     except RuntimeError:
         loop = host.callback_loop() if host is not None else None
         if loop is None or loop.is_closed():
-            logger.error("No event loop to run %s; the coroutine is not run.", what())
+            message = "No event loop to run %s; the coroutine is not run."
+            (host.log if host is not None else logger).error(message, what())
             if inspect.iscoroutine(awaitable):
                 awaitable.close()
             return

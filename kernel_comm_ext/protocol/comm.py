@@ -261,12 +261,16 @@ class BaseComm:
     def _drop_after_close(self) -> None:
         self._dropped_after_close += 1
         if self._dropped_after_close == 1:
-            logger.warning(
+            self._log().warning(
                 "Comm %s (target %r) is closed; dropping the message sent on it "
                 "(further drops on this comm are not logged).",
                 self.comm_id,
                 self.target_name,
             )
+
+    def _log(self) -> t.Any:
+        """The kernel's log when a manager of ours holds this comm, else the module's."""
+        return self._manager.log if self._manager is not None else logger
 
     def _unregister(self) -> None:
         manager = self._manager or comm_hooks.get_comm_manager()
