@@ -59,3 +59,7 @@ def ext_kernel(kernel: Frontend) -> Frontend:
     """A fresh kernel with ``%load_ext kernel_comm_ext`` done."""
     kernel.run("%load_ext kernel_comm_ext")
     return kernel
+
+
+# A real Jupyter Server and a websocket client of its kernels (tests/server_client.py).
+from .server_client import jupyter_server, server_kernel  # noqa: E402, F401
