@@ -3,13 +3,15 @@
 ``%load_ext kernel_comm_ext`` replaces the running kernel's comm manager with
 this package's (see ``installer.py`` for exactly what is swapped);
 ``%unload_ext kernel_comm_ext`` puts the previous one back. Open comms and
-registered targets move both ways.
+registered targets move both ways. Loading also adds the ``%comm`` magic
+(``magic.py``); ``autoload.py`` loads the extension into every new kernel.
 """
 
 from __future__ import annotations
 
 import typing as t
 
+from . import magic
 from ._version import __version__
 from .installer import install, uninstall
 from .kernel import KernelComm, KernelCommManager
@@ -37,9 +39,11 @@ def load_ipython_extension(ip: t.Any) -> None:
     if getattr(ip, "kernel", None) is None:
         print(NOT_IN_A_KERNEL)
         return
-    install(ip)
+    if install(ip) is not None:
+        magic.register(ip)
 
 
 def unload_ipython_extension(ip: t.Any) -> None:
     """Restore the kernel's previous comm layer (``%unload_ext kernel_comm_ext``)."""
     uninstall(ip)
+    magic.unregister(ip)

@@ -39,6 +39,15 @@ class KernelCommManager(LoggingConfigurable, CommManager):
         always logged with their traceback.""",
     ).tag(config=True)
 
+    autoload = Bool(
+        True,
+        help="""Load kernel-comm-ext into every new kernel of this environment (through
+        the IPython startup file it installs). False turns auto-enable off; the
+        KERNEL_COMM_EXT_AUTOLOAD environment variable (0/false/no/off, 1/true/yes/on)
+        wins when set. Read once when a kernel starts: at run time use
+        %unload_ext kernel_comm_ext.""",
+    ).tag(config=True)
+
     #: The Installation that put this manager in its kernel (set by the installer).
     installation: t.Any = None
 
@@ -49,6 +58,7 @@ class KernelCommManager(LoggingConfigurable, CommManager):
                 "KernelCommManager serves one kernel: pass KernelCommManager(kernel=...)"
             )
         self.sender = CommSender(self.kernel)
+        self._report_sections: dict[str, t.Callable[[], str | None]] = {}
 
     def create_comm(self, **kwargs: t.Any) -> KernelComm:
         """Make a comm bound to this manager's kernel (also the ``comm.create_comm`` hook)."""
@@ -61,6 +71,28 @@ class KernelCommManager(LoggingConfigurable, CommManager):
     def comm_stats(self) -> list[CommStats]:
         """Traffic figures of every open comm created by this package."""
         return [c.stats() for c in self.comms.values() if hasattr(c, "stats")]
+
+    def add_report_section(self, title: str, render: t.Callable[[], str | None]) -> None:
+        """Add a section to the ``%comm`` report, after the comm table.
+
+        ``render()`` returns the section's text, or None to leave it out this
+        time; it is called each time ``%comm`` runs. A title used again replaces
+        the earlier section.
+        """
+        self._report_sections[title] = render
+
+    def report_sections(self) -> list[tuple[str, str]]:
+        """The extra ``%comm`` sections as (title, text); a section that raised says so."""
+        sections: list[tuple[str, str]] = []
+        for title, render in list(self._report_sections.items()):
+            try:
+                text = render()
+            except Exception as exc:
+                self.log.error("The %%comm section %r failed", title, exc_info=exc)
+                text = f"(unavailable: {exc!r})"
+            if text is not None:
+                sections.append((title, text))
+        return sections
 
     # CallbackHost
 
