@@ -3,8 +3,9 @@
 ``FreshEnv`` is a venv with the package's runtime dependencies (installed once,
 at the versions of the test environment, from pip's cache) and without the
 package; tests install the built wheel or an editable checkout into it with
-``--no-deps`` (the editable one with the venv's hatchling), start kernels the way Jupyter does (``fresh_env_probe.py``, run by
-the venv's own Python), and uninstall it again.
+``--no-deps`` (the editable one built by the venv's hatchling), start kernels the
+way Jupyter does (``fresh_env_probe.py``, run by the venv's own Python), and
+uninstall it again.
 """
 
 from __future__ import annotations
