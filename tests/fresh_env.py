@@ -95,8 +95,9 @@ class FreshEnv:
         env = cls(root)
         constraints = root / "constraints.txt"
         constraints.write_text(pinned_versions())
-        # hatchling too, so that the editable install needs no isolated build environment.
-        env.pip("install", "-c", str(constraints), *runtime_requirements(), "hatchling")
+        # The build backend too, so that the editable install needs no isolated build env.
+        backend = ["hatchling", "editables"]
+        env.pip("install", "-c", str(constraints), *runtime_requirements(), *backend)
         return env
 
     def environ(self, ipython_dir: Path, **extra: str) -> dict[str, str]:
