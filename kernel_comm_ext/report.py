@@ -12,6 +12,7 @@ import dataclasses
 import time
 import typing as t
 
+from .protocol.comm import BaseComm
 from .protocol.stats import CommStats
 
 MISSING = "-"
@@ -31,9 +32,7 @@ def comm_rows(comms: t.Mapping[str, t.Any]) -> list[CommRow]:
     """A row per open comm, oldest first (comms without figures last)."""
     rows = []
     for comm_id, comm in list(comms.items()):
-        stats = comm.stats() if callable(getattr(comm, "stats", None)) else None
-        if not isinstance(stats, CommStats):
-            stats = None
+        stats = comm.stats() if isinstance(comm, BaseComm) else None
         primary = getattr(comm, "primary", None)
         opened_by = MISSING if primary is None else ("kernel" if primary else "frontend")
         target = getattr(comm, "target_name", None)
