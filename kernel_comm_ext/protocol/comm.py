@@ -84,7 +84,8 @@ class BaseComm:
         self.primary: bool = primary
         self.target_name: str = target_name
         self.target_module: str | None = target_module
-        self.topic: bytes = topic if topic else f"comm-{self.comm_id}".encode("ascii")
+        # Frontends may pick any text as an id, not only ASCII hex digits.
+        self.topic: bytes = topic if topic else f"comm-{self.comm_id}".encode()
         self._open_data = _open_data
         self._close_data = _close_data
         self._msg_callback: CommCallback | None = None

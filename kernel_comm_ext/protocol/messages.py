@@ -45,7 +45,18 @@ def _check_name(content: dict[str, t.Any], key: str) -> str:
         raise MalformedMessage(
             f"content.{key} is {len(value)} characters long (at most {MAX_NAME_LENGTH})"
         )
+    if not _is_utf8(value):
+        # JSON can carry lone surrogates ("\ud800"); no reply could name them.
+        raise MalformedMessage(f"content.{key} is not valid Unicode text: {describe(value)}")
     return value
+
+
+def _is_utf8(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_comm_message(msg: object, msg_type: str) -> CommRequest:
@@ -72,6 +83,11 @@ def comm_id_of(msg: object) -> str | None:
         content = msg.get("content")
         if isinstance(content, dict):
             comm_id = content.get("comm_id")
-            if isinstance(comm_id, str) and comm_id and len(comm_id) <= MAX_NAME_LENGTH:
+            if (
+                isinstance(comm_id, str)
+                and comm_id
+                and len(comm_id) <= MAX_NAME_LENGTH
+                and _is_utf8(comm_id)
+            ):
                 return comm_id
     return None
