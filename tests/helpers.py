@@ -5,9 +5,11 @@ Every helper speaks to a real kernel through a ``Frontend``; none of them mocks 
 
 from __future__ import annotations
 
+import os
 import time
 import typing as t
 import uuid
+from pathlib import Path
 
 from .frontend import Frontend, KernelError
 
@@ -39,6 +41,25 @@ DELIBERATE = "DeliberateError"
 DEFINE_DELIBERATE = f"class {DELIBERATE}(Exception): pass\n"
 
 REGISTRY = "sorted(get_ipython().kernel.comm_manager.comms)"
+
+
+class Recorder:
+    """A real, importable module that leaves a marker file when it is imported."""
+
+    def __init__(self, directory: Path) -> None:
+        self.name = f"hardening_recorder_{uuid.uuid4().hex[:8]}"
+        self.marker = directory / f"{self.name}.imported"
+        self.path = directory / "modules"
+        self.path.mkdir(exist_ok=True)
+        (self.path / f"{self.name}.py").write_text(
+            f"open({str(self.marker)!r}, 'w').write('imported')\n"
+            "def target(comm, msg):\n    comm.send({'from': 'module target'})\n"
+        )
+
+    def env(self) -> dict[str, str]:
+        """Environment for a kernel that can import the module."""
+        paths = [str(self.path), os.environ.get("PYTHONPATH", "")]
+        return {"PYTHONPATH": os.pathsep.join(p for p in paths if p)}
 
 
 def supports_subshells(fe: Frontend) -> bool:

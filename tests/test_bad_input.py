@@ -8,7 +8,6 @@ nor lost, and the kernel keeps answering. ``target_module`` is never imported.
 from __future__ import annotations
 
 import json
-import os
 import typing as t
 import uuid
 from pathlib import Path
@@ -21,6 +20,7 @@ from .helpers import (
     ECHO_TARGETS,
     REGISTRY,
     KernelLog,
+    Recorder,
     assert_echoes,
     barrier,
     our_unexpected_tracebacks,
@@ -31,26 +31,14 @@ HUGE = 1_000_000
 
 
 @pytest.fixture
-def recorder(tmp_path: Path) -> tuple[str, Path]:
-    """A real, importable module that leaves a marker file when it is imported."""
-    name = f"hardening_recorder_{uuid.uuid4().hex[:8]}"
-    marker = tmp_path / "imported"
-    modules = tmp_path / "modules"
-    modules.mkdir()
-    (modules / f"{name}.py").write_text(
-        f"open({str(marker)!r}, 'w').write('imported')\n"
-        "def target(comm, msg):\n    comm.send({'from': 'module target'})\n"
-    )
-    return name, marker
+def recorder(tmp_path: Path) -> Recorder:
+    return Recorder(tmp_path)
 
 
 @pytest.fixture
-def bad_input_kernel(tmp_path: Path, recorder: tuple[str, Path]) -> t.Iterator[Frontend]:
+def bad_input_kernel(tmp_path: Path, recorder: Recorder) -> t.Iterator[Frontend]:
     """A kernel with the extension and echo targets, whose path can import the recorder."""
-    path = os.pathsep.join(
-        p for p in [str(tmp_path / "modules"), os.environ.get("PYTHONPATH")] if p
-    )
-    fe = start_frontend(tmp_path, env={**AUTOLOAD_OFF, "PYTHONPATH": path})
+    fe = start_frontend(tmp_path, env={**AUTOLOAD_OFF, **recorder.env()})
     try:
         fe.run("%load_ext kernel_comm_ext")
         fe.run(ECHO_TARGETS)
@@ -222,11 +210,9 @@ def test_just_closed_ids(bad_input_kernel: Frontend) -> None:
     assert our_unexpected_tracebacks(fe.kernel_log()) == []
 
 
-def test_target_module_is_never_imported(
-    bad_input_kernel: Frontend, recorder: tuple[str, Path]
-) -> None:
+def test_target_module_is_never_imported(bad_input_kernel: Frontend, recorder: Recorder) -> None:
     fe = bad_input_kernel
-    name, marker = recorder
+    name, marker = recorder.name, recorder.marker
     opened = fe.open_comm("echo", data={}, comm_id=None)
     fe.send_shell(
         "comm_open",
