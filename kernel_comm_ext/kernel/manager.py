@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import typing as t
 
-from traitlets import Bool, Instance, Int
+from traitlets import Bool, Float, Instance, Int, observe
 from traitlets.config import LoggingConfigurable
 
 from ..protocol.manager import CommManager
 from ..protocol.stats import CommStats
 from .comm import KernelComm
-from .sender import CommSender
+from .sender import CommSender, DeliveryStats
 
 
 class KernelCommManager(LoggingConfigurable, CommManager):
@@ -48,6 +48,29 @@ class KernelCommManager(LoggingConfigurable, CommManager):
         %unload_ext kernel_comm_ext.""",
     ).tag(config=True)
 
+    rate_budget = Float(
+        500.0,
+        min=0.0,
+        help="""Comm messages per second (comm_msg and comm_close) the package
+        sends before it holds back widget updates (0: no budget). Jupyter Server
+        drops IOPub messages past ServerApp.iopub_msg_rate_limit (1000/s over
+        rate_limit_window, 3 s); the default leaves room for other output.""",
+    ).tag(config=True)
+
+    coalesce_updates = Bool(
+        True,
+        help="""Over the rate budget, merge the ipywidgets 'update' messages still
+        waiting to be sent for the same comm (newest value of each key wins), so
+        the page always ends on the latest state. Other messages are never merged.""",
+    ).tag(config=True)
+
+    pace_messages = Bool(
+        False,
+        help="""Over the rate budget, make other comm messages wait (blocking the
+        thread that sends) until the budget allows them, instead of sending them
+        at once where Jupyter Server may drop them.""",
+    ).tag(config=True)
+
     #: The Installation that put this manager in its kernel (set by the installer).
     installation: t.Any = None
 
@@ -57,12 +80,36 @@ class KernelCommManager(LoggingConfigurable, CommManager):
             raise ValueError(
                 "KernelCommManager serves one kernel: pass KernelCommManager(kernel=...)"
             )
-        self.sender = CommSender(self.kernel)
+        self.sender = CommSender(
+            self.kernel, self.rate_budget, self.coalesce_updates, self.pace_messages
+        )
         self._report_sections: dict[str, t.Callable[[], str | None]] = {}
+
+    @observe("rate_budget", "coalesce_updates", "pace_messages")
+    def _delivery_settings_changed(self, _change: t.Any) -> None:
+        # Also called while traitlets loads the configuration, before the sender exists.
+        sender = getattr(self, "sender", None)
+        if sender is not None:
+            sender.configure(self.rate_budget, self.coalesce_updates, self.pace_messages)
+
+    def delivery_stats(self) -> DeliveryStats:
+        """What the sender did: messages sent, widget updates coalesced, pacing waits."""
+        return self.sender.stats()
 
     def create_comm(self, **kwargs: t.Any) -> KernelComm:
         """Make a comm bound to this manager's kernel (also the ``comm.create_comm`` hook)."""
         return KernelComm(kernel=self.kernel, sender=self.sender, **kwargs)
+
+    def register_comm(self, comm: t.Any) -> str:
+        """Register a comm; one of this kernel's KernelComms then sends through this sender.
+
+        A comm moved in from an earlier manager (``%reload_ext``) would
+        otherwise keep sending through that manager's closed sender, outside
+        the rate budget.
+        """
+        if isinstance(comm, KernelComm) and comm.kernel is self.kernel:
+            comm._sender = self.sender
+        return super().register_comm(comm)
 
     def get_comm_manager(self) -> KernelCommManager:
         """Return this manager (the ``comm.get_comm_manager`` hook)."""

@@ -1,23 +1,104 @@
-"""CommSender: puts the comm messages of one kernel on its IOPub socket."""
+"""CommSender: puts the comm messages of one kernel on its IOPub socket, within a rate budget.
+
+``session.send`` on ipykernel's IOPub socket only queues the frames for the
+IOPub thread, so it is safe from any thread and keeps each thread's order.
+
+Flow control (SPEC item 10). Jupyter Server drops IOPub messages past its rate
+limit, so a loop that sets a widget's value 20,000 times can leave the page on
+a stale value. With a rate budget (``rate_budget.py``), a message under budget
+goes out at once; an ipywidgets ``update`` over budget is held, and later
+updates of the same comm merge into it (``widget_updates.py``), so the newest
+state always goes out and fewer messages are sent. A held update goes out
+
+- before any other message of its comm (per-comm order is never broken),
+- when the cell (or comm callback) ends (the shell's ``post_execute`` event),
+- when the budget allows, sent by a flusher thread that needs nothing of the
+  kernel's event loop, so a synchronous cell that keeps the loop busy still
+  updates the page.
+
+Every other message is sent as it comes: never merged, never dropped. With
+pacing on it waits (blocking its thread, not reordering) until the budget
+allows it; otherwise it goes out at once and runs the budget into debt.
+
+The fast path (budget left, nothing held, no pacing) takes no lock.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import threading
+import time
 import typing as t
+
+from .rate_budget import RateBudget
+from .widget_updates import WidgetUpdate
 
 if t.TYPE_CHECKING:
     from ..protocol.comm import BaseComm
+
+logger = logging.getLogger("kernel_comm_ext")
+
+# Never spin on a budget that is about to allow the next message.
+_MIN_WAIT = 0.0005
+
+
+@dataclasses.dataclass(frozen=True)
+class DeliveryStats:
+    """What a CommSender did so far."""
+
+    #: Messages put on the IOPub socket.
+    sent: int
+    #: Widget updates merged into a held one (messages saved).
+    coalesced: int
+    #: Widget updates held back because the budget was spent.
+    held: int
+    #: Held updates not sent yet.
+    pending: int
+    #: Times a paced message waited for the budget, and the seconds it took.
+    paced_waits: int
+    paced_seconds: float
+    #: Held updates that failed to send (logged with their traceback).
+    errors: int
+    #: The settings in force.
+    rate_budget: float
+    coalesce_updates: bool
+    pace_messages: bool
 
 
 class CommSender:
     """Sends comm messages through a kernel's session on its IOPub socket.
 
-    ``session.send`` on ipykernel's IOPub socket only queues the frames for the
-    IOPub thread, so it is safe from any thread and keeps each thread's order.
+    ``rate_budget`` is in messages per second (0: no budget, everything is
+    sent at once); ``coalesce_updates`` merges held widget updates;
+    ``pace_messages`` makes other messages wait for the budget.
     """
 
-    def __init__(self, kernel: t.Any) -> None:
+    def __init__(
+        self,
+        kernel: t.Any,
+        rate_budget: float = 0.0,
+        coalesce_updates: bool = True,
+        pace_messages: bool = False,
+    ) -> None:
         self.session = kernel.session
         self.iopub_socket = kernel.iopub_socket
+        self._cond = threading.Condition(threading.Lock())
+        # Held updates by comm id, oldest first: (comm, update).
+        self._pending: dict[str, tuple[BaseComm, WidgetUpdate]] = {}
+        self._budget: RateBudget | None = None
+        self._coalesce = coalesce_updates
+        self._pace = pace_messages
+        self._flusher: threading.Thread | None = None
+        self._closed = False
+        self._sent = self._coalesced = self._held = self._paced_waits = self._errors = 0
+        self._paced_seconds = 0.0
+        self.configure(rate_budget, coalesce_updates, pace_messages)
+        self._events = getattr(getattr(kernel, "shell", None), "events", None)
+        if self._events is not None:
+            self._events.register("post_execute", self.flush)
+
+    # sending
 
     def send(
         self,
@@ -28,7 +109,19 @@ class CommSender:
         parent: dict[str, t.Any],
         buffers: list[memoryview] | None,
     ) -> None:
-        """Send one message of ``comm`` now."""
+        """Send one message of ``comm``, within the budget (see the module's docstring)."""
+        budget = self._budget
+        # Jupyter Server does not count comm_open; neither does the budget.
+        if budget is not None and msg_type != "comm_open":
+            if self._pending or self._pace:
+                self._send_controlled(comm, msg_type, content, metadata, parent, buffers)
+                return
+            if not budget.take():
+                if self._coalesce and _looks_like_update(content):
+                    self._send_controlled(comm, msg_type, content, metadata, parent, buffers)
+                    return
+                budget.owe()
+        self._sent += 1
         self.session.send(
             self.iopub_socket,
             msg_type,
@@ -39,8 +132,206 @@ class CommSender:
             buffers=buffers,
         )
 
+    def _send_controlled(
+        self,
+        comm: BaseComm,
+        msg_type: str,
+        content: dict[str, t.Any],
+        metadata: dict[str, t.Any],
+        parent: dict[str, t.Any],
+        buffers: list[memoryview] | None,
+    ) -> None:
+        with self._cond:
+            update = None
+            if self._coalesce and self._budget is not None:
+                update = WidgetUpdate.parse(msg_type, content, metadata, parent, buffers)
+            if update is not None and self._budget is not None:
+                self._hold(comm, update, self._budget)
+                return
+            self._send_after_held(comm)
+            self._emit(comm, msg_type, content, metadata, parent, buffers)
+
+    def _hold(self, comm: BaseComm, update: WidgetUpdate, budget: RateBudget) -> None:
+        """Merge ``update`` into the comm's held one, or hold it; send what the budget allows."""
+        pending = self._pending
+        held = pending.get(comm.comm_id)
+        if held is not None:
+            held[1].merge(update)
+            self._coalesced += 1
+        elif not pending and budget.take():
+            content, buffers = update.message()
+            self._emit(comm, "comm_msg", content, update.metadata, update.parent, buffers)
+            return
+        else:
+            pending[comm.comm_id] = (comm, update)
+            self._held += 1
+            self._wake_flusher()
+        self._drain()
+
+    def _send_after_held(self, comm: BaseComm) -> None:
+        """Spend the budget for one message of ``comm``, sending its held update first.
+
+        Paced, this waits for the budget and gives held updates (oldest first)
+        their turn; otherwise the budget goes into debt. Called under the lock;
+        waiting releases it, so the loop looks again at what is held.
+        """
+        pending = self._pending
+        while True:
+            budget = self._budget
+            if budget is None:
+                return
+            if self._pace:
+                if not budget.take():
+                    self._wait_for_budget(budget)
+                    continue
+            else:
+                budget.owe()
+            comm_id = comm.comm_id if comm.comm_id in pending else None
+            if comm_id is None and self._pace and pending:
+                comm_id = next(iter(pending))
+            if comm_id is None:
+                return
+            self._emit_held(*pending.pop(comm_id))
+
+    # held updates
+
+    def _drain(self) -> None:
+        """Send held updates, oldest first, while the budget allows (under the lock)."""
+        pending = self._pending
+        budget = self._budget
+        while pending and (budget is None or budget.take()):
+            self._emit_held(*pending.pop(next(iter(pending))))
+
+    def _wait_for_budget(self, budget: RateBudget) -> None:
+        start = time.monotonic()
+        self._cond.wait(max(budget.wait_time(), _MIN_WAIT))
+        self._paced_waits += 1
+        self._paced_seconds += time.monotonic() - start
+
+    def _wake_flusher(self) -> None:
+        if self._flusher is None and not self._closed:
+            self._flusher = threading.Thread(
+                target=self._run_flusher, name="kernel-comm-ext-flusher", daemon=True
+            )
+            self._flusher.start()
+        self._cond.notify_all()
+
+    def _run_flusher(self) -> None:
+        """Send held updates whenever the budget allows, until closed."""
+        with self._cond:
+            while not self._closed:
+                budget = self._budget
+                if not self._pending:
+                    self._cond.wait()
+                elif budget is not None and budget.wait_time() > 0:
+                    self._cond.wait(max(budget.wait_time(), _MIN_WAIT))
+                else:
+                    self._drain()
+
     def flush(self) -> None:
-        """Send whatever is held back (nothing, for this sender)."""
+        """Send every held update now, waiting for the budget if it is spent.
+
+        Runs when a cell or comm callback ends (``post_execute``), so the page
+        has the cell's last widget state before the cell's idle status.
+        """
+        if not self._pending:
+            return
+        with self._cond:
+            while self._pending:
+                self._drain()
+                budget = self._budget
+                if self._pending and budget is not None:
+                    self._wait_for_budget(budget)
+
+    # the wire
+
+    def _emit(
+        self,
+        comm: BaseComm,
+        msg_type: str,
+        content: dict[str, t.Any],
+        metadata: dict[str, t.Any],
+        parent: dict[str, t.Any],
+        buffers: list[memoryview] | None,
+    ) -> None:
+        self._sent += 1
+        self.session.send(
+            self.iopub_socket,
+            msg_type,
+            content,
+            parent=parent,
+            ident=comm.topic,
+            metadata=metadata,
+            buffers=buffers,
+        )
+
+    def _emit_held(self, comm: BaseComm, update: WidgetUpdate) -> None:
+        # Whoever sends a held update (the flusher, another comm's sender) must
+        # not get its error: it is logged with its traceback.
+        content, buffers = update.message()
+        try:
+            self._emit(comm, "comm_msg", content, update.metadata, update.parent, buffers)
+        except Exception:
+            self._errors += 1
+            logger.exception("Could not send the held widget update of comm %s", comm.comm_id)
+
+    # settings and life cycle
+
+    def configure(self, rate_budget: float, coalesce_updates: bool, pace_messages: bool) -> None:
+        """Apply new settings; what is held and may no longer be held is sent at once."""
+        if rate_budget < 0:
+            raise ValueError(f"rate_budget must be >= 0 messages per second, not {rate_budget!r}")
+        with self._cond:
+            self._coalesce = coalesce_updates
+            self._pace = pace_messages
+            if rate_budget == 0 or self._closed:
+                self._budget = None
+            elif self._budget is None or self._budget.rate != rate_budget:
+                self._budget = RateBudget(rate_budget)
+            if self._budget is None or not coalesce_updates:
+                self._send_all_held()
+            self._cond.notify_all()
+
+    def _send_all_held(self) -> None:
+        pending = self._pending
+        while pending:
+            self._emit_held(*pending.pop(next(iter(pending))))
 
     def close(self) -> None:
-        """Stop; later messages are sent directly."""
+        """Send what is held, stop the flusher; later messages are sent directly."""
+        self.flush()
+        with self._cond:
+            self._closed = True
+            self._budget = None
+            self._send_all_held()
+            self._cond.notify_all()
+            flusher = self._flusher
+        if flusher is not None and flusher is not threading.current_thread():
+            flusher.join(timeout=5)
+        if self._events is not None:
+            try:
+                self._events.unregister("post_execute", self.flush)
+            except ValueError:
+                logger.debug("post_execute flush was not registered")
+
+    def stats(self) -> DeliveryStats:
+        """What this sender did so far (counts from several threads are approximate)."""
+        budget = self._budget
+        return DeliveryStats(
+            sent=self._sent,
+            coalesced=self._coalesced,
+            held=self._held,
+            pending=len(self._pending),
+            paced_waits=self._paced_waits,
+            paced_seconds=self._paced_seconds,
+            errors=self._errors,
+            rate_budget=budget.rate if budget is not None else 0.0,
+            coalesce_updates=self._coalesce,
+            pace_messages=self._pace,
+        )
+
+
+def _looks_like_update(content: dict[str, t.Any]) -> bool:
+    """Whether this may be a widget update: a cheap first look (``WidgetUpdate.parse`` decides)."""
+    data = content.get("data")
+    return type(data) is dict and data.get("method") == "update"

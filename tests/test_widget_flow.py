@@ -1,0 +1,210 @@
+"""Flow control of widget state (SPEC item 10): held widget updates coalesce, nothing else does.
+
+Real kernels with the extension loaded, read over ZMQ by tests/frontend.py.
+A low ``rate_budget`` makes the budget run out early, so the rules show
+with few messages (the IOPub socket drops past 1,000 queued messages, which
+is another issue's business).
+"""
+
+from __future__ import annotations
+
+import time
+import typing as t
+
+from .frontend import Frontend
+
+SETUP = """
+import comm, dataclasses, time, ipywidgets
+from IPython.display import display
+manager = get_ipython().kernel.comm_manager
+s = ipywidgets.IntSlider(min=-1, value=-1, max=10**6)  # every value below is a change
+display(s)
+"""
+
+
+def _setup(fe: Frontend, rate_budget: float | None = None) -> str:
+    if rate_budget is not None:
+        fe.run(f"%config KernelCommManager.rate_budget = {rate_budget}")
+    fe.run(SETUP)
+    return t.cast(str, fe.eval("s.model_id"))
+
+
+def _update_value(msg: dict[str, t.Any]) -> int | None:
+    data = msg["content"]["data"]
+    if data.get("method") != "update":
+        return None
+    return t.cast("int | None", data["state"].get("value"))
+
+
+def _stats(fe: Frontend) -> dict[str, t.Any]:
+    return t.cast(dict[str, t.Any], fe.eval("dataclasses.asdict(manager.delivery_stats())"))
+
+
+def _is_idle(parent_id: str) -> t.Callable[[dict[str, t.Any]], bool]:
+    return lambda m: (
+        m["msg_type"] == "status"
+        and m["parent_header"].get("msg_id") == parent_id
+        and m["content"]["execution_state"] == "idle"
+    )
+
+
+def test_20000_slider_updates_end_on_the_last_value_with_far_fewer_messages(
+    ext_kernel: Frontend,
+) -> None:
+    fe = ext_kernel
+    slider = _setup(fe)  # the default budget
+    before = _stats(fe)
+    mark = fe.mark()
+    execution = fe.execute("for i in range(20000): s.value = i", timeout=120)
+
+    msgs = fe.iopub("comm_msg", comm_id=slider, since=mark)
+    values = [_update_value(m) for m in msgs]
+    assert values[-1] == 19999
+    assert values == sorted(values)  # newer state never overtaken by older
+    assert len(msgs) < 5000, f"{len(msgs)} messages for 20000 updates"
+    saved = _stats(fe)["coalesced"] - before["coalesced"]
+    assert saved + len(msgs) == 20000  # every update was either sent or merged
+    assert all(m["parent_header"]["msg_id"] == execution.msg_id for m in msgs)
+    # The last state went out before the cell's idle status.
+    log = fe.iopub(since=mark)
+    idle = next(i for i, m in enumerate(log) if _is_idle(execution.msg_id)(m))
+    assert log.index(msgs[-1]) < idle
+
+
+def test_other_messages_are_never_merged_and_keep_their_order(ext_kernel: Frontend) -> None:
+    fe = ext_kernel
+    slider = _setup(fe, rate_budget=200)
+    fe.run("c = comm.create_comm(target_name='custom')")
+    custom = fe.eval("c.comm_id")
+    mark = fe.mark()
+    fe.execute("for i in range(1000):\n    s.value = i\n    c.send({'i': i})", timeout=60)
+
+    received = [m["content"]["data"] for m in fe.iopub("comm_msg", comm_id=custom, since=mark)]
+    assert received == [{"i": i} for i in range(1000)]
+    values = [_update_value(m) for m in fe.iopub("comm_msg", comm_id=slider, since=mark)]
+    assert values[-1] == 999
+    assert len(values) < 1000  # the slider's updates were coalesced meanwhile
+
+
+def test_a_held_update_goes_out_before_the_next_other_message_of_its_comm(
+    ext_kernel: Frontend,
+) -> None:
+    fe = ext_kernel
+    slider = _setup(fe, rate_budget=100)
+    before = _stats(fe)
+    mark = fe.mark()
+    fe.execute(
+        "for i in range(300):\n"
+        "    s.value = i\n"
+        "    if i % 10 == 9:\n"
+        "        s.send({'after': i})\n"  # a custom message of the same comm
+    )
+    msgs = fe.iopub("comm_msg", comm_id=slider, since=mark)
+    customs = 0
+    last_value = None
+    for msg in msgs:
+        data = msg["content"]["data"]
+        if data["method"] == "custom":
+            # The frontend already has the state the kernel had when it sent this.
+            assert last_value == data["content"]["after"]
+            customs += 1
+        else:
+            last_value = _update_value(msg)
+    assert customs == 30
+    assert last_value == 299
+    assert _stats(fe)["coalesced"] > before["coalesced"]  # updates really were held
+
+
+def test_held_state_reaches_the_page_while_a_synchronous_cell_keeps_the_kernel_busy(
+    ext_kernel: Frontend,
+) -> None:
+    fe = ext_kernel
+    # One message a second: after the first update everything is held, and
+    # only the flusher thread can send the last state while the cell spins.
+    _setup(fe, rate_budget=1)
+    fe.run("marker = comm.create_comm(target_name='marker')")
+    mark = fe.mark()
+    fe.execute(
+        "for i in range(2000): s.value = i\n"
+        "busy_until = time.monotonic() + 5\n"
+        "while time.monotonic() < busy_until: pass\n"
+        "marker.send({'spun': True})\n",  # another comm: sent at once, held updates stay
+        timeout=60,
+    )
+    log = fe.iopub(since=mark)
+    last = next(
+        i for i, m in enumerate(log) if m["msg_type"] == "comm_msg" and _update_value(m) == 1999
+    )
+    spun = next(i for i, m in enumerate(log) if m["content"].get("data") == {"spun": True})
+    assert last < spun, "the last state waited for the end of the cell"
+
+
+def test_held_updates_are_sent_before_the_cell_ends(ext_kernel: Frontend) -> None:
+    fe = ext_kernel
+    slider = _setup(fe, rate_budget=1)
+    fe.run("s.value = 1")  # spends the one token
+    mark = fe.mark()
+    execution = fe.execute("s.value = 2\ns.value = 3\ns.value = 4")
+
+    log = fe.iopub(since=mark)
+    updates = [i for i, m in enumerate(log) if m["content"].get("comm_id") == slider]
+    idle = next(i for i, m in enumerate(log) if _is_idle(execution.msg_id)(m))
+    assert [_update_value(log[i]) for i in updates] == [4]
+    assert updates[-1] < idle
+
+
+def test_settings_take_effect_at_run_time(ext_kernel: Frontend) -> None:
+    fe = ext_kernel
+    slider = _setup(fe, rate_budget=100)
+
+    for base, setting in [(1000, "coalesce_updates = False"), (2000, "rate_budget = 0")]:
+        fe.run(f"%config KernelCommManager.{setting}")
+        mark = fe.mark()
+        fe.execute(f"for i in range({base}, {base + 500}): s.value = i")
+        values = [_update_value(m) for m in fe.iopub("comm_msg", comm_id=slider, since=mark)]
+        assert values == list(range(base, base + 500)), setting
+        fe.run("%config KernelCommManager.coalesce_updates = True")
+        fe.run("%config KernelCommManager.rate_budget = 100")
+
+    bad = fe.execute("%config KernelCommManager.rate_budget = -5", allow_error=True)
+    assert "rate_budget" in bad.stdout + bad.stderr + str(bad.errors)
+    assert fe.eval("manager.rate_budget") == 100
+    assert _stats(fe)["rate_budget"] == 100
+
+
+def test_pacing_makes_other_messages_wait_for_the_budget(ext_kernel: Frontend) -> None:
+    fe = ext_kernel
+    _setup(fe, rate_budget=100)  # 50 messages of burst, then 100 a second
+    fe.run("%config KernelCommManager.pace_messages = True")
+    fe.run("c = comm.create_comm(target_name='custom')")
+    custom = fe.eval("c.comm_id")
+    mark = fe.mark()
+    start = time.monotonic()
+    fe.execute("for i in range(250): c.send({'i': i})")
+    took = time.monotonic() - start
+
+    received = [m["content"]["data"] for m in fe.iopub("comm_msg", comm_id=custom, since=mark)]
+    assert received == [{"i": i} for i in range(250)]
+    stats = _stats(fe)
+    assert stats["paced_waits"] > 0
+    assert stats["paced_seconds"] >= 1.5
+    assert took >= 1.5  # 200 messages over the burst at 100 a second
+
+
+def test_unloading_sends_what_is_held_and_reload_keeps_coalescing(ext_kernel: Frontend) -> None:
+    fe = ext_kernel
+    slider = _setup(fe, rate_budget=1)
+    fe.run("s.value = 1")
+    mark = fe.mark()
+    fe.run("s.value = 2\ns.value = 3\n%unload_ext kernel_comm_ext")
+    values = [_update_value(m) for m in fe.iopub("comm_msg", comm_id=slider, since=mark)]
+    assert values == [3]
+
+    # Loaded again, the slider made by the first load is coalesced by the new manager.
+    fe.run("%load_ext kernel_comm_ext\nmanager = get_ipython().kernel.comm_manager")
+    fe.run("%config KernelCommManager.rate_budget = 100")
+    mark = fe.mark()
+    fe.execute("for i in range(1000): s.value = i")
+    values = [_update_value(m) for m in fe.iopub("comm_msg", comm_id=slider, since=mark)]
+    assert values[-1] == 999
+    assert len(values) < 1000
