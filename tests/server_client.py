@@ -191,6 +191,19 @@ class ServerKernel:
                     raise ServerError(f"{why} waiting on {channel}\n{self.server.log()[-3000:]}")
                 self._cond.wait(min(remaining, 0.2))
 
+    def wait_quiet(self, quiet: float = 1.5, timeout: float = DEFAULT_TIMEOUT) -> int:
+        """Wait until nothing arrived for ``quiet`` seconds; return how many messages arrived."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            count, since = len(self._messages), time.monotonic()
+            while time.monotonic() - since < quiet:
+                if time.monotonic() > deadline:
+                    raise ServerError(f"still receiving after {timeout} s")
+                self._cond.wait(0.1)
+                if len(self._messages) != count:
+                    count, since = len(self._messages), time.monotonic()
+            return count
+
     def wait_idle(
         self, parent_id: str, since: int = 0, timeout: float = DEFAULT_TIMEOUT
     ) -> Message:

@@ -208,3 +208,37 @@ def test_unloading_sends_what_is_held_and_reload_keeps_coalescing(ext_kernel: Fr
     values = [_update_value(m) for m in fe.iopub("comm_msg", comm_id=slider, since=mark)]
     assert values[-1] == 999
     assert len(values) < 1000
+
+
+def test_a_comm_collected_while_updates_are_held_closes_without_deadlock(
+    ext_kernel: Frontend,
+) -> None:
+    fe = ext_kernel
+    slider = _setup(fe, rate_budget=50)
+    fe.run("%config KernelCommManager.pace_messages = True")
+    mark = fe.mark()
+    # A comm nothing else refers to is closed by the garbage collector
+    # (BaseComm.__del__); in a reference cycle that happens at any allocation,
+    # also while the sender holds its lock.
+    fe.execute(
+        "import gc\n"
+        "class Cycle:\n"
+        "    def __init__(self):\n"
+        "        self.me = self\n"
+        "        self.comm = comm.create_comm(target_name='doomed')\n"
+        "        manager.unregister_comm(self.comm)\n"
+        "old = gc.get_threshold()\n"
+        "gc.set_threshold(5)\n"
+        "try:\n"
+        "    for i in range(3000):\n"
+        "        s.value = i\n"
+        "        if i % 10 == 0:\n"
+        "            Cycle()\n"
+        "finally:\n"
+        "    gc.set_threshold(*old)\n"
+        "gc.collect()\n",
+        timeout=60,
+    )
+    values = [_update_value(m) for m in fe.iopub("comm_msg", comm_id=slider, since=mark)]
+    assert values[-1] == 2999
+    assert len(fe.iopub("comm_close", since=mark)) == 300

@@ -54,9 +54,13 @@ class RateBudget:
         return False
 
     def owe(self) -> None:
-        """Spend one token now even if none is there (a message that goes out regardless)."""
-        if not self.take() and self._tokens - 1.0 >= self._floor:
-            self._tokens -= 1.0
+        """Spend one token even if none is there (a message that goes out regardless).
+
+        The next ``take`` does the refill, so this costs no clock read.
+        """
+        tokens = self._tokens - 1.0
+        if tokens >= self._floor:
+            self._tokens = tokens
 
     def wait_time(self) -> float:
         """Seconds until ``take`` succeeds (0.0: now)."""

@@ -25,6 +25,7 @@ The fast path (budget left, nothing held, no pacing) takes no lock.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import threading
@@ -83,7 +84,10 @@ class CommSender:
     ) -> None:
         self.session = kernel.session
         self.iopub_socket = kernel.iopub_socket
-        self._cond = threading.Condition(threading.Lock())
+        # Reentrant: a comm collected while the lock is held closes itself
+        # through ``send`` on the same thread.
+        self._cond = threading.Condition(threading.RLock())
+        self._local = threading.local()  # .depth: nesting of the lock on this thread
         # Held updates by comm id, oldest first: (comm, update).
         self._pending: dict[str, tuple[BaseComm, WidgetUpdate]] = {}
         self._budget: RateBudget | None = None
@@ -141,15 +145,39 @@ class CommSender:
         parent: dict[str, t.Any],
         buffers: list[memoryview] | None,
     ) -> None:
+        # As ``_locked``, inlined: this runs for every update over budget.
+        local = self._local
+        depth = getattr(local, "depth", 0)
         with self._cond:
-            update = None
-            if self._coalesce and self._budget is not None:
-                update = WidgetUpdate.parse(msg_type, content, metadata, parent, buffers)
-            if update is not None and self._budget is not None:
-                self._hold(comm, update, self._budget)
-                return
-            self._send_after_held(comm)
-            self._emit(comm, msg_type, content, metadata, parent, buffers)
+            local.depth = depth + 1
+            try:
+                budget = self._budget
+                if self._coalesce and budget is not None:
+                    update = WidgetUpdate.parse(msg_type, content, metadata, parent, buffers)
+                    if update is not None:
+                        self._hold(comm, update, budget)
+                        return
+                self._send_after_held(comm, may_wait=depth == 0)
+                self._emit(comm, msg_type, content, metadata, parent, buffers)
+            finally:
+                local.depth = depth
+
+    @contextlib.contextmanager
+    def _locked(self) -> t.Iterator[bool]:
+        """Hold the lock; yield whether this thread may wait for the budget.
+
+        Nested (a comm the garbage collector closes while this thread holds
+        the lock sends its comm_close), it must not: waiting releases the lock
+        in the middle of the outer operation.
+        """
+        local = self._local
+        depth = getattr(local, "depth", 0)
+        with self._cond:
+            local.depth = depth + 1
+            try:
+                yield depth == 0
+            finally:
+                local.depth = depth
 
     def _hold(self, comm: BaseComm, update: WidgetUpdate, budget: RateBudget) -> None:
         """Merge ``update`` into the comm's held one, or hold it; send what the budget allows."""
@@ -158,6 +186,9 @@ class CommSender:
         if held is not None:
             held[1].merge(update)
             self._coalesced += 1
+            if pending.get(comm.comm_id) is not held:
+                # A nested send emitted it meanwhile: hold the merged state again.
+                pending[comm.comm_id] = held
         elif not pending and budget.take():
             content, buffers = update.message()
             self._emit(comm, "comm_msg", content, update.metadata, update.parent, buffers)
@@ -168,7 +199,7 @@ class CommSender:
             self._wake_flusher()
         self._drain()
 
-    def _send_after_held(self, comm: BaseComm) -> None:
+    def _send_after_held(self, comm: BaseComm, may_wait: bool) -> None:
         """Spend the budget for one message of ``comm``, sending its held update first.
 
         Paced, this waits for the budget and gives held updates (oldest first)
@@ -180,14 +211,14 @@ class CommSender:
             budget = self._budget
             if budget is None:
                 return
-            if self._pace:
+            if self._pace and may_wait:
                 if not budget.take():
                     self._wait_for_budget(budget)
                     continue
             else:
                 budget.owe()
             comm_id = comm.comm_id if comm.comm_id in pending else None
-            if comm_id is None and self._pace and pending:
+            if comm_id is None and self._pace and may_wait and pending:
                 comm_id = next(iter(pending))
             if comm_id is None:
                 return
@@ -218,7 +249,7 @@ class CommSender:
 
     def _run_flusher(self) -> None:
         """Send held updates whenever the budget allows, until closed."""
-        with self._cond:
+        with self._locked():
             while not self._closed:
                 budget = self._budget
                 if not self._pending:
@@ -236,12 +267,13 @@ class CommSender:
         """
         if not self._pending:
             return
-        with self._cond:
-            while self._pending:
-                self._drain()
+        with self._locked() as may_wait:
+            self._drain()
+            while self._pending and may_wait:
                 budget = self._budget
-                if self._pending and budget is not None:
+                if budget is not None:
                     self._wait_for_budget(budget)
+                self._drain()
 
     # the wire
 
@@ -281,7 +313,7 @@ class CommSender:
         """Apply new settings; what is held and may no longer be held is sent at once."""
         if rate_budget < 0:
             raise ValueError(f"rate_budget must be >= 0 messages per second, not {rate_budget!r}")
-        with self._cond:
+        with self._locked():
             self._coalesce = coalesce_updates
             self._pace = pace_messages
             if rate_budget == 0 or self._closed:
@@ -300,7 +332,7 @@ class CommSender:
     def close(self) -> None:
         """Send what is held, stop the flusher; later messages are sent directly."""
         self.flush()
-        with self._cond:
+        with self._locked():
             self._closed = True
             self._budget = None
             self._send_all_held()
