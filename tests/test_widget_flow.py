@@ -62,8 +62,12 @@ def test_20000_slider_updates_end_on_the_last_value_with_far_fewer_messages(
     assert values[-1] == 19999
     assert values == sorted(values)  # newer state never overtaken by older
     assert len(msgs) < 5000, f"{len(msgs)} messages for 20000 updates"
-    saved = _stats(fe)["coalesced"] - before["coalesced"]
+    after = _stats(fe)
+    saved = after["coalesced"] - before["coalesced"]
     assert saved + len(msgs) == 20000  # every update was either sent or merged
+    report = fe.run("%comm")
+    assert "\n\nFlow control\nrate budget: 500 msg/s" in report
+    assert f"widget updates coalesced (saved): {after['coalesced']}," in report
     assert all(m["parent_header"]["msg_id"] == execution.msg_id for m in msgs)
     # The last state went out before the cell's idle status.
     log = fe.iopub(since=mark)

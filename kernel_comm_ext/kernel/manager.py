@@ -84,6 +84,7 @@ class KernelCommManager(LoggingConfigurable, CommManager):
             self.kernel, self.rate_budget, self.coalesce_updates, self.pace_messages
         )
         self._report_sections: dict[str, t.Callable[[], str | None]] = {}
+        self.add_report_section("Flow control", lambda: self.sender.stats().describe())
 
     @observe("rate_budget", "coalesce_updates", "pace_messages")
     def _delivery_settings_changed(self, _change: t.Any) -> None:

@@ -66,6 +66,26 @@ class DeliveryStats:
     coalesce_updates: bool
     pace_messages: bool
 
+    def describe(self) -> str | None:
+        """A few lines for the ``%comm`` report; None until the budget held anything back."""
+        if not (self.held or self.paced_waits or self.errors):
+            return None
+        budget = f"{self.rate_budget:g} msg/s" if self.rate_budget else "off"
+        lines = [
+            f"rate budget: {budget} (coalesce widget updates: {_on(self.coalesce_updates)},"
+            f" pace other messages: {_on(self.pace_messages)})",
+            f"sent: {self.sent}, widget updates coalesced (saved): {self.coalesced},"
+            f" held now: {self.pending}",
+            f"paced: {self.paced_waits} waits, {self.paced_seconds:.2f} s",
+        ]
+        if self.errors:
+            lines.append(f"held updates that failed to send (see the log): {self.errors}")
+        return "\n".join(lines)
+
+
+def _on(flag: bool) -> str:
+    return "on" if flag else "off"
+
 
 class CommSender:
     """Sends comm messages through a kernel's session on its IOPub socket.
