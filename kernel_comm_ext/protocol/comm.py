@@ -162,11 +162,14 @@ class BaseComm:
             data = self._close_data or {}
         try:
             self.publish_msg("comm_close", data=data, metadata=metadata, buffers=buffers)
-            self._record_out(buffers)
-        finally:
-            if not deleting:
-                # If deleting, the comm can't be registered
-                self._unregister()
+        except Exception:
+            # Refused before sending (unsendable data or buffers): still open on both sides.
+            self._closed = False
+            raise
+        self._record_out(buffers)
+        if not deleting:
+            # If deleting, the comm can't be registered
+            self._unregister()
 
     def send(
         self, data: MaybeDict = None, metadata: MaybeDict = None, buffers: BuffersType = None
