@@ -55,13 +55,21 @@ def test_20000_slider_updates_end_on_the_last_value_with_far_fewer_messages(
     slider = _setup(fe)  # the default budget
     before = _stats(fe)
     mark = fe.mark()
-    execution = fe.execute("for i in range(20000): s.value = i", timeout=120)
+    execution = fe.execute(
+        "start = time.monotonic()\n"
+        "for i in range(20000): s.value = i\n"
+        "print(time.monotonic() - start)",
+        timeout=120,
+    )
+    took = float(execution.stdout)
 
     msgs = fe.iopub("comm_msg", comm_id=slider, since=mark)
     values = [_update_value(m) for m in msgs]
     assert values[-1] == 19999
     assert values == sorted(values)  # newer state never overtaken by older
-    assert len(msgs) < 5000, f"{len(msgs)} messages for 20000 updates"
+    # Half a second of burst, then 500 a second, and the last state at the end.
+    assert len(msgs) <= 250 + 500 * took + 5, f"{len(msgs)} messages in {took:.2f} s"
+    assert len(msgs) < 10000
     after = _stats(fe)
     saved = after["coalesced"] - before["coalesced"]
     assert saved + len(msgs) == 20000  # every update was either sent or merged
@@ -153,7 +161,9 @@ def test_held_updates_are_sent_before_the_cell_ends(ext_kernel: Frontend) -> Non
     log = fe.iopub(since=mark)
     updates = [i for i, m in enumerate(log) if m["content"].get("comm_id") == slider]
     idle = next(i for i, m in enumerate(log) if _is_idle(execution.msg_id)(m))
-    assert [_update_value(log[i]) for i in updates] == [4]
+    values = [_update_value(log[i]) for i in updates]
+    # The budget may have refilled one token since the last cell: 2 may go at once.
+    assert values in ([4], [2, 4])
     assert updates[-1] < idle
 
 
@@ -202,7 +212,7 @@ def test_unloading_sends_what_is_held_and_reload_keeps_coalescing(ext_kernel: Fr
     mark = fe.mark()
     fe.run("s.value = 2\ns.value = 3\n%unload_ext kernel_comm_ext")
     values = [_update_value(m) for m in fe.iopub("comm_msg", comm_id=slider, since=mark)]
-    assert values == [3]
+    assert values in ([3], [2, 3])
 
     # Loaded again, the slider made by the first load is coalesced by the new manager.
     fe.run("%load_ext kernel_comm_ext\nmanager = get_ipython().kernel.comm_manager")
