@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import time
 import typing as t
+from pathlib import Path
 
-from .frontend import Frontend
+from .conftest import AUTOLOAD_OFF
+from .frontend import Frontend, start_frontend
 
 SETUP = """
 import comm, dataclasses, time, ipywidgets
@@ -256,3 +258,25 @@ def test_a_comm_collected_while_updates_are_held_closes_without_deadlock(
     values = [_update_value(m) for m in fe.iopub("comm_msg", comm_id=slider, since=mark)]
     assert values[-1] == 2999
     assert len(fe.iopub("comm_close", since=mark)) == 300
+
+
+def test_settings_from_ipython_kernel_config(tmp_path: Path) -> None:
+    profile = tmp_path / "ipython" / "profile_default"
+    profile.mkdir(parents=True)
+    (profile / "ipython_kernel_config.py").write_text(
+        "c.KernelCommManager.rate_budget = 42.5\n"
+        "c.KernelCommManager.coalesce_updates = False\n"
+        "c.KernelCommManager.pace_messages = True\n"
+    )
+    fe = start_frontend(tmp_path, env={**AUTOLOAD_OFF, "IPYTHONDIR": str(tmp_path / "ipython")})
+    try:
+        fe.run("%load_ext kernel_comm_ext")
+        _setup(fe)
+        stats = _stats(fe)
+        assert (stats["rate_budget"], stats["coalesce_updates"], stats["pace_messages"]) == (
+            42.5,
+            False,
+            True,
+        )
+    finally:
+        fe.shutdown()
