@@ -9,6 +9,7 @@ is False (set in ``ipython_kernel_config.py`` or with ``%config``).
 
 from __future__ import annotations
 
+import time
 import typing as t
 from pathlib import Path
 
@@ -182,13 +183,20 @@ def test_callback_errors_are_logged_and_shown(
     assert fe.run("print('still serving')") == "still serving\n"
 
 
+LOGGED = "Exception in the on_msg callback"
+
+
 def _count_errors_shown(fe: Frontend) -> tuple[int, int]:
     """Make a sync and an async callback fail; return (errors shown, errors logged)."""
     log = KernelLog(fe)
     mark = fe.mark()
     opened = [_fail(fe, kind, "on_msg")[0] for kind in KINDS]
-    fe.run("import time; time.sleep(0.1)")  # lets the async callback finish
-    logged = log.new().count("Exception in the on_msg callback")
+    # Errors are always logged; wait (yielding the kernel's loop) until the async one is.
+    written, deadline = "", time.monotonic() + 20
+    while written.count(LOGGED) < len(KINDS) and time.monotonic() < deadline:
+        fe.run("await asyncio.sleep(0.02)")
+        written += log.new()
+    logged = written.count(LOGGED)
     shown = len(fe.iopub("error", since=mark))
     for comm_id in opened:
         fe.close_comm(comm_id)
