@@ -5,7 +5,11 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint typecheck pytest clean
+.PHONY: setup demo test lint typecheck pytest chromium screenshots clean
+
+# The browser tests drive Debian's chromium; no tool may download a browser of its own.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 setup: $(VENV)/.installed
 
@@ -25,8 +29,18 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-pytest: setup
+pytest: setup chromium
 	$(BIN)/python -m pytest
+
+# Debian's chromium (and its driver) for the browser tests, installed when missing.
+chromium:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q \
+		&& DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium chromium-driver; }
+
+# Refresh the screenshot README shows (the browser tests save theirs in test-artifacts/).
+screenshots: setup chromium
+	KERNEL_COMM_EXT_SCREENSHOTS=$(CURDIR)/docs/screenshots \
+		$(BIN)/python -m pytest -m browser -k test_widgets_on_the_extension
 
 test: lint typecheck pytest
 

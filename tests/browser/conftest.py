@@ -1,0 +1,112 @@
+"""Browser fixtures: one JupyterLab server and one chromium per session, fresh pages per test.
+
+Every test opens copies of notebooks from ``examples/`` in a new browser
+context; when it ends, its pages close and the server shuts its kernels down.
+A failing test leaves a screenshot of each of its pages in
+``test-artifacts/failures/``.
+"""
+
+from __future__ import annotations
+
+import os
+import typing as t
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from .lab import CHROMIUM_ARGS, LabServer, NotebookPage, chromium_executable
+
+if t.TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples"
+ARTIFACTS = REPO / "test-artifacts"
+
+# Screenshots the scenarios take on purpose; `make screenshots` points this at docs/screenshots.
+SCREENSHOTS_ENV = "KERNEL_COMM_EXT_SCREENSHOTS"
+
+
+class OpenNotebook(t.Protocol):
+    """Open a copy of ``examples/<example>`` in JupyterLab, optionally on another kernel."""
+
+    def __call__(self, example: str, kernel: str | None = None) -> NotebookPage: ...
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> t.Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call":
+        item.stash[_CALL_FAILED] = report.failed
+
+
+_CALL_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.fixture(scope="session")
+def lab_server(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[LabServer]:
+    """``jupyter lab`` on 127.0.0.1, its kernels on ipykernel's comm layer unless loaded."""
+    server = LabServer(
+        tmp_path_factory.mktemp("lab"),
+        env={"KERNEL_COMM_EXT_AUTOLOAD": "0", "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1"},
+    )
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def chromium() -> t.Iterator[Browser]:
+    """Debian's chromium, headless, driven by Playwright (never a downloaded browser)."""
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium_executable()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def screenshots() -> Path:
+    """Where scenarios save their screenshots."""
+    return Path(os.environ.get(SCREENSHOTS_ENV) or ARTIFACTS / "screenshots")
+
+
+@pytest.fixture
+def open_notebook(
+    request: pytest.FixtureRequest, lab_server: LabServer, chromium: Browser
+) -> t.Iterator[OpenNotebook]:
+    """Open a copy of an example notebook in JupyterLab; everything is closed after the test."""
+    context = chromium.new_context(viewport={"width": 1280, "height": 1000})
+    folder = request.node.name.replace("[", "-").replace("]", "")
+    pages: list[NotebookPage] = []
+
+    def open_(example: str, kernel: str | None = None) -> NotebookPage:
+        (lab_server.root / folder).mkdir(exist_ok=True)
+        nb = nbformat.read(EXAMPLES / example, as_version=4)
+        if kernel is not None:
+            nb.metadata.kernelspec.name = kernel
+        nbformat.write(nb, lab_server.root / folder / example)
+        page = NotebookPage.open(context, lab_server, f"{folder}/{example}")
+        pages.append(page)
+        return page
+
+    try:
+        yield open_
+    finally:
+        if request.node.stash.get(_CALL_FAILED, False):
+            for index, page in enumerate(pages):
+                page.screenshot(ARTIFACTS / "failures" / f"{folder}-{index}.png")
+        for page in pages:
+            page.close()
+        context.close()
+        lab_server.end_sessions()
