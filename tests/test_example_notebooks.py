@@ -47,8 +47,6 @@ def test_every_notebook_has_expectations() -> None:
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_example_notebook_runs(name: str, tmp_path: Path) -> None:
     autoload = name in AUTOLOADED
-    if autoload:
-        pytest.importorskip("kernel_comm_ext.autoload", reason="auto-enable (issue 4) not landed")
     nb = nbformat.read(EXAMPLES / name, as_version=4)
     nbformat.validate(nb)
     client = NotebookClient(

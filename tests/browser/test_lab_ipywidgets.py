@@ -78,7 +78,6 @@ def test_widgets_on_the_extension(open_notebook: OpenNotebook, screenshots: Path
 
 
 def test_widgets_on_the_auto_enabled_extension(open_notebook: OpenNotebook) -> None:
-    pytest.importorskip("kernel_comm_ext.autoload", reason="auto-enable (issue 4) not landed yet")
     nb = open_notebook("widgets_autoloaded.ipynb", kernel=AUTOLOAD_KERNEL)
     nb.run_all()
     kernel = nb.kernel()
