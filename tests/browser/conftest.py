@@ -8,12 +8,14 @@ A failing test leaves a screenshot of each of its pages in
 
 from __future__ import annotations
 
+import contextlib
 import os
 import typing as t
 from pathlib import Path
 
 import nbformat
 import pytest
+from playwright.sync_api import expect
 
 from .lab import CHROMIUM_ARGS, LabServer, NotebookPage, chromium_executable
 
@@ -23,6 +25,9 @@ if t.TYPE_CHECKING:
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 ARTIFACTS = REPO / "test-artifacts"
+
+# Widgets answer within milliseconds; the margin is for a busy 2-core CI machine.
+expect.set_options(timeout=15_000)
 
 # Screenshots the scenarios take on purpose; `make screenshots` points this at docs/screenshots.
 SCREENSHOTS_ENV = "KERNEL_COMM_EXT_SCREENSHOTS"
@@ -35,7 +40,9 @@ class OpenNotebook(t.Protocol):
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> t.Iterator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> t.Generator[None, t.Any, None]:
     outcome = yield
     report = outcome.get_result()
     if report.when == "call":
@@ -50,7 +57,7 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[LabServer
     """``jupyter lab`` on 127.0.0.1, its kernels on ipykernel's comm layer unless loaded."""
     server = LabServer(
         tmp_path_factory.mktemp("lab"),
-        env={"KERNEL_COMM_EXT_AUTOLOAD": "0", "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1"},
+        env={"KERNEL_COMM_EXT_AUTOLOAD": "0"},
     )
     try:
         server.start()
@@ -105,7 +112,8 @@ def open_notebook(
     finally:
         if request.node.stash.get(_CALL_FAILED, False):
             for index, page in enumerate(pages):
-                page.screenshot(ARTIFACTS / "failures" / f"{folder}-{index}.png")
+                with contextlib.suppress(Exception):  # best effort: the test failed already
+                    page.screenshot(ARTIFACTS / "failures" / f"{folder}-{index}.png", settle=False)
         for page in pages:
             page.close()
         context.close()

@@ -131,7 +131,6 @@ class LabServer:
             "display_name": "Python 3 (kernel-comm-ext auto-enabled)",
             "language": "python",
             "env": {"KERNEL_COMM_EXT_AUTOLOAD": "1"},
-            "metadata": {"debugger": True},
         }
         (spec / "kernel.json").write_text(json.dumps(kernel))
 
@@ -155,7 +154,7 @@ class LabServer:
         """Shut the server down with its kernels; kill it if it does not exit."""
         if self.process is None:
             return
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, ValueError):
             self.api("POST", "api/shutdown")
         try:
             self.process.wait(timeout=20)
@@ -311,10 +310,11 @@ class NotebookPage:
         self.page.evaluate("async () => window.jupyterapp.commands.execute('logconsole:open')")
         return self.page.locator(".jp-LogConsole")
 
-    def screenshot(self, path: Path) -> None:
-        """Save a screenshot of the page (once the kernel is idle again)."""
+    def screenshot(self, path: Path, settle: bool = True) -> None:
+        """Save a screenshot of the page (by default once the kernel is idle again)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.wait_ready()
+        if settle:
+            self.wait_ready()
         self.page.screenshot(path=str(path))
 
 
