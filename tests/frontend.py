@@ -162,7 +162,9 @@ class Frontend:
         self, code: str, timeout: float = DEFAULT_TIMEOUT, allow_error: bool = False
     ) -> Execution:
         """Run code; wait for its reply and idle status. Raises KernelError on error by default."""
-        msg_id = self.kc.execute(code, store_history=False)
+        # An expected error must not abort the requests sent after it (ipykernel 6 does,
+        # for those arriving while it handles the error, unless told not to).
+        msg_id = self.kc.execute(code, store_history=False, stop_on_error=not allow_error)
         reply = self._shell_reply(msg_id, timeout)
         self.wait_idle(msg_id, timeout)
         execution = Execution(msg_id, reply, self.iopub(parent_id=msg_id))
