@@ -159,3 +159,30 @@ def test_comm_messages_dispatched_while_an_async_cell_awaits(subshell_kernel: Fr
     time.sleep(0.2)  # the cell is now awaiting
     fe.send_comm(comm_id, {"answer": 42}, wait=False)
     assert wait_execute(fe, cell) == "reply: {'answer': 42}"
+
+
+def test_async_callback_runs_on_the_subshell_that_handles_the_message(
+    ext_kernel: Frontend,
+) -> None:
+    """Coroutine callbacks (an extension feature) run on the loop of the subshell's thread."""
+    fe = ext_kernel
+    if not supports_subshells(fe):
+        pytest.skip("this ipykernel has no kernel subshells")
+    fe.run(RECORD_THREADS)
+    subshell = create_subshell(fe)
+    subshell_thread = run_in(fe, "print(threading.current_thread().name, end='')", subshell)
+    run_in(
+        fe,
+        "import asyncio\n"
+        "async def arecord(m):\n"
+        "    await asyncio.sleep(0)\n"
+        "    record(m)\n"
+        "c = comm.create_comm(target_name='sub-async')\n"
+        "c.on_msg(arecord)",
+        subshell,
+    )
+    fe.send_comm(fe.eval("c.comm_id"), {"n": 1})
+    deadline = time.monotonic() + DEFAULT_TIMEOUT
+    while not fe.eval("handled") and time.monotonic() < deadline:
+        run_in(fe, "await asyncio.sleep(0.01)", subshell)
+    assert fe.eval("handled") == [(1, subshell_thread)]
