@@ -129,14 +129,17 @@ class Frontend:
     ) -> list[dict[str, t.Any]]:
         """Wait for ``count`` matching IOPub messages after ``since``; return them."""
         deadline = time.monotonic() + timeout
+        found: list[dict[str, t.Any]] = []
+        scanned = since  # look at each message once: floods of 20,000 stay cheap
         with self._cond:
             while True:
-                found = [
+                found += [
                     m
-                    for m in self._iopub[since:]
+                    for m in self._iopub[scanned:]
                     if _matches(m, msg_type, comm_id, parent_id)
                     and (predicate is None or predicate(m))
                 ]
+                scanned = max(scanned, len(self._iopub))
                 if len(found) >= count:
                     return found
                 remaining = deadline - time.monotonic()

@@ -18,6 +18,7 @@ from traitlets.config import LoggingConfigurable
 from ..protocol.manager import CommManager
 from ..protocol.stats import CommStats
 from .comm import KernelComm
+from .iopub_flow import IOPubFlow, IOPubStats, describe
 from .sender import CommSender, DeliveryStats
 
 
@@ -71,6 +72,43 @@ class KernelCommManager(LoggingConfigurable, CommManager):
         at once where Jupyter Server may drop them.""",
     ).tag(config=True)
 
+    lossless_iopub = Bool(
+        True,
+        help="""Make the kernel's IOPub channel lossless while kernel-comm-ext is loaded:
+        a send waits for a slow frontend instead of being dropped by zmq at the
+        high-water mark (order kept; the waiting slows the sending code down).""",
+    ).tag(config=True)
+
+    iopub_sndhwm = Int(
+        10_000,
+        min=0,
+        help="""Send high-water mark of the IOPub socket while lossless (messages a
+        frontend may fall behind inside zmq before sends wait; 0: keep ipykernel's).""",
+    ).tag(config=True)
+
+    iopub_stall_timeout = Float(
+        10.0,
+        min=0.0,
+        help="""Seconds a send waits for a frontend that takes no IOPub message at all
+        before the channel drops what that frontend has no room for (one warning is
+        logged; lossless again once it catches up). Frontends that keep up lose nothing.""",
+    ).tag(config=True)
+
+    iopub_backlog_messages = Int(
+        10_000,
+        min=0,
+        help="""Most IOPub messages that may wait in the kernel for a slow frontend;
+        beyond it, code sending from a cell (any thread but ipykernel's own) waits
+        for the frontend (0: no cap).""",
+    ).tag(config=True)
+
+    iopub_backlog_bytes = Int(
+        256 * 1024 * 1024,
+        min=0,
+        help="""Most bytes of IOPub messages that may wait in the kernel for a slow
+        frontend; beyond it, code sending from a cell waits (0: no cap).""",
+    ).tag(config=True)
+
     #: The Installation that put this manager in its kernel (set by the installer).
     installation: t.Any = None
 
@@ -85,6 +123,8 @@ class KernelCommManager(LoggingConfigurable, CommManager):
         )
         self._report_sections: dict[str, t.Callable[[], str | None]] = {}
         self.add_report_section("Flow control", lambda: self.sender.stats().describe())
+        self.iopub_flow: IOPubFlow | None = None
+        self.add_report_section("IOPub channel", lambda: describe(self.iopub_stats()))
 
     @observe("rate_budget", "coalesce_updates", "pace_messages")
     def _delivery_settings_changed(self, _change: t.Any) -> None:
@@ -141,6 +181,52 @@ class KernelCommManager(LoggingConfigurable, CommManager):
             if text is not None:
                 sections.append((title, text))
         return sections
+
+    # lossless IOPub (iopub_flow.py)
+
+    def start_iopub_flow(self) -> None:
+        """Make the kernel's IOPub channel lossless if ``lossless_iopub`` (called on install)."""
+        if not self.lossless_iopub or (self.iopub_flow is not None and self.iopub_flow.active):
+            return
+        self.iopub_flow = IOPubFlow(
+            self.kernel,
+            sndhwm=self.iopub_sndhwm,
+            max_messages=self.iopub_backlog_messages,
+            max_bytes=self.iopub_backlog_bytes,
+            stall_timeout=self.iopub_stall_timeout,
+            log=self.log,
+        )
+        self.iopub_flow.start()
+
+    def stop_iopub_flow(self) -> None:
+        """Restore ipykernel's IOPub sending and socket options (called on uninstall)."""
+        if self.iopub_flow is not None:
+            self.iopub_flow.stop()
+
+    def iopub_stats(self) -> IOPubStats:
+        """Figures of the IOPub channel: waits, fallbacks, dropped messages, backlog."""
+        if self.iopub_flow is None:
+            return IOPubStats(state="off")
+        return self.iopub_flow.stats()
+
+    @observe("lossless_iopub")
+    def _lossless_iopub_changed(self, change: t.Any) -> None:
+        if self.installation is None:
+            return
+        if change["new"]:
+            self.start_iopub_flow()
+        else:
+            self.stop_iopub_flow()
+
+    @observe("iopub_sndhwm", "iopub_stall_timeout", "iopub_backlog_messages", "iopub_backlog_bytes")
+    def _iopub_setting_changed(self, change: t.Any) -> None:
+        if self.iopub_flow is not None:
+            self.iopub_flow.configure(
+                sndhwm=self.iopub_sndhwm,
+                max_messages=self.iopub_backlog_messages,
+                max_bytes=self.iopub_backlog_bytes,
+                stall_timeout=self.iopub_stall_timeout,
+            )
 
     # CallbackHost
 

@@ -1,0 +1,121 @@
+"""Backlog: what waits in the kernel for IOPub readers, and the cap that holds senders back."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+import typing as t
+import weakref
+
+# How often a held-back sender re-checks the backlog even without a wake-up.
+# The wait is on the calling thread, so a short slice keeps it responsive to
+# KeyboardInterrupt (kernel interrupts) and to the channel falling back.
+WAIT_SLICE = 0.1
+
+# After a held-back sender is interrupted (KeyboardInterrupt: the user stopped
+# the cell), senders are not held back for this long, so the cell's error and
+# the kernel's idle status are queued (in order) and the kernel answers again.
+INTERRUPT_GRACE = 2.0
+
+
+def frames_nbytes(frames: t.Iterable[t.Any]) -> int:
+    """Bytes in the frames of one zmq message (bytes, memoryviews, arrays, zmq.Frame)."""
+    total = 0
+    for frame in frames:
+        if type(frame) is bytes:
+            total += len(frame)
+        else:
+            with contextlib.suppress(TypeError):  # not a buffer: zmq refuses it later
+                total += memoryview(frame).nbytes
+    return total
+
+
+class Backlog:
+    """Messages (and their bytes) waiting in the kernel for a slow IOPub reader, with caps.
+
+    The IOPub thread counts messages in when a reader has no room for them and
+    out when they leave. While either figure is at its cap (0: no cap),
+    ``wait_for_room`` holds the calling thread, so a cell producing faster than
+    the frontend reads is slowed down instead of filling the kernel's memory.
+    """
+
+    def __init__(self, max_messages: int, max_bytes: int) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self.max_messages = max_messages
+        self.max_bytes = max_bytes
+        self.messages = 0
+        self.nbytes = 0
+        self.peak_messages = 0
+        self.peak_bytes = 0
+        self.producer_waits = 0
+        self.producer_wait_seconds = 0.0
+        self._waiting = 0
+        self._grace_until = 0.0
+        if hasattr(os, "register_at_fork"):
+            this = weakref.ref(self)
+            os.register_at_fork(after_in_child=lambda: _reset_after_fork(this))
+
+    def full(self) -> bool:
+        """Whether the backlog is at a cap (read without the lock: a hint for the fast path)."""
+        return (0 < self.max_messages <= self.messages) or (0 < self.max_bytes <= self.nbytes)
+
+    def wait_for_room(self, may_wait: t.Callable[[], bool]) -> None:
+        """Wait while the backlog is full and ``may_wait()`` (called with the lock held).
+
+        Interruptible: a KeyboardInterrupt in the wait propagates, and for
+        ``INTERRUPT_GRACE`` seconds nobody is held back.
+        """
+        with self._cond:
+            if not self.full() or time.monotonic() < self._grace_until or not may_wait():
+                return
+            start = time.monotonic()
+            self._waiting += 1
+            self.producer_waits += 1
+            try:
+                while self.full() and may_wait():
+                    self._cond.wait(WAIT_SLICE)
+            except BaseException:
+                self._grace_until = time.monotonic() + INTERRUPT_GRACE
+                raise
+            finally:
+                self._waiting -= 1
+                self.producer_wait_seconds += time.monotonic() - start
+
+    def add(self, messages: int, nbytes: int) -> None:
+        """Count messages in (a reader had no room for them)."""
+        with self._cond:
+            self.messages += messages
+            self.nbytes += nbytes
+            self.peak_messages = max(self.peak_messages, self.messages)
+            self.peak_bytes = max(self.peak_bytes, self.nbytes)
+
+    def remove(self, messages: int, nbytes: int) -> None:
+        """Count messages out (sent, or dropped by the fallback); wake held-back senders."""
+        with self._cond:
+            self.messages -= messages
+            self.nbytes -= nbytes
+            if self._waiting and not self.full():
+                self._cond.notify_all()
+
+    def set_caps(self, max_messages: int, max_bytes: int) -> None:
+        """Change the caps; held-back senders re-check at once."""
+        with self._cond:
+            self.max_messages = max_messages
+            self.max_bytes = max_bytes
+            self._cond.notify_all()
+
+    def wake(self) -> None:
+        """Make held-back senders re-check whether they may still wait."""
+        with self._cond:
+            self._cond.notify_all()
+
+
+def _reset_after_fork(backlog_ref: weakref.ref[Backlog]) -> None:
+    # A forked child has no IOPub thread and none of the parent's waiters; a
+    # lock held by a parent thread at the fork would never be released.
+    backlog = backlog_ref()
+    if backlog is not None:
+        backlog._cond = threading.Condition(threading.Lock())
+        backlog._waiting = 0
