@@ -194,6 +194,38 @@ def test_stalled_reader_falls_back_after_the_wait_and_recovers(ext_kernel: Front
         reader.close()
 
 
+SHORT_STALL_TIMEOUT = 2.0
+
+
+def test_stalled_reader_with_a_shorter_configured_wait(ext_kernel: Frontend) -> None:
+    """The same with ``iopub_stall_timeout = 2`` (quick; also run on the oldest ipykernel)."""
+    ext_kernel.run(f"%config KernelCommManager.iopub_stall_timeout = {SHORT_STALL_TIMEOUT}")
+    cell = _flood(pad=PAD)
+    work = _timed_run(ext_kernel, cell)
+    reader = RawIOPubReader(ext_kernel)
+    try:
+        elapsed = _timed_run(ext_kernel, cell)
+        assert SHORT_STALL_TIMEOUT * 0.9 <= elapsed <= SHORT_STALL_TIMEOUT + work + SLACK
+        assert ext_kernel.kernel_info(timeout=5)["status"] == "ok"
+        stats = _stats(ext_kernel)
+        assert (stats["fallbacks"], stats["state"]) == (1, "lossless")
+        assert stats["dropped"] > 0
+        assert _warnings_logged(ext_kernel) == 1
+        assert "KernelCommManager.iopub_stall_timeout" in ext_kernel.kernel_log()
+        reader.drain(quiet=0.5)
+        msg_id = ext_kernel.execute("print('after the stall')").msg_id
+        later = []
+        while not later or not is_idle_of(later[-1], msg_id):
+            msg = reader.recv(timeout=10)
+            assert msg is not None, "later output never reached the recovered reader"
+            later.append(msg)
+        assert [m["content"]["text"] for m in later if m["msg_type"] == "stream"] == [
+            "after the stall\n"
+        ]
+    finally:
+        reader.close()
+
+
 def test_disconnecting_reader_never_holds_the_cell(ext_kernel: Frontend) -> None:
     cell = _flood(pad=PAD)
     work = _timed_run(ext_kernel, cell)

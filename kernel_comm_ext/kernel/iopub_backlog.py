@@ -51,6 +51,8 @@ class Backlog:
         self.peak_bytes = 0
         self.producer_waits = 0
         self.producer_wait_seconds = 0.0
+        self.gave_up = 0
+        self._removed = 0
         self._waiting = 0
         self._grace_until = 0.0
         if hasattr(os, "register_at_fork"):
@@ -61,21 +63,31 @@ class Backlog:
         """Whether the backlog is at a cap (read without the lock: a hint for the fast path)."""
         return (0 < self.max_messages <= self.messages) or (0 < self.max_bytes <= self.nbytes)
 
-    def wait_for_room(self, may_wait: t.Callable[[], bool]) -> None:
+    def wait_for_room(self, may_wait: t.Callable[[], bool], patience: float) -> None:
         """Wait while the backlog is full and ``may_wait()`` (called with the lock held).
 
         Interruptible: a KeyboardInterrupt in the wait propagates, and for
-        ``INTERRUPT_GRACE`` seconds nobody is held back.
+        ``INTERRUPT_GRACE`` seconds nobody is held back. Gives up after
+        ``patience`` seconds in which nothing left the backlog: the IOPub
+        thread, which drains it or falls back, is then stuck itself (say, on a
+        lock this thread holds), and waiting longer could only deadlock.
         """
         with self._cond:
             if not self.full() or time.monotonic() < self._grace_until or not may_wait():
                 return
-            start = time.monotonic()
+            start = last_progress = time.monotonic()
+            removed = self._removed
             self._waiting += 1
             self.producer_waits += 1
             try:
                 while self.full() and may_wait():
                     self._cond.wait(WAIT_SLICE)
+                    now = time.monotonic()
+                    if self._removed != removed:
+                        removed, last_progress = self._removed, now
+                    elif now - last_progress >= patience:
+                        self.gave_up += 1
+                        return
             except BaseException:
                 self._grace_until = time.monotonic() + INTERRUPT_GRACE
                 raise
@@ -96,6 +108,7 @@ class Backlog:
         with self._cond:
             self.messages -= messages
             self.nbytes -= nbytes
+            self._removed += messages
             if self._waiting and not self.full():
                 self._cond.notify_all()
 

@@ -35,6 +35,11 @@ STALL_SETTING = "KernelCommManager.iopub_stall_timeout"
 # How long start/stop wait for the IOPub thread to apply a change.
 APPLY_TIMEOUT = 5.0
 
+# A held-back sender stops waiting when nothing left the backlog for the stall
+# timeout plus this long: the IOPub thread falls back within the stall timeout,
+# so it must be stuck (e.g. a comm collected on it waits for a lock the sender holds).
+PATIENCE_MARGIN = 2.0
+
 _NOT_SET = object()
 
 
@@ -277,7 +282,7 @@ class IOPubFlow:
         backlog = self._backlog
         if backlog.full() and self._may_wait():
             try:
-                backlog.wait_for_room(self._may_wait)
+                backlog.wait_for_room(self._may_wait, self._stall_timeout + PATIENCE_MARGIN)
             finally:
                 # Also when interrupted: the message (or flush) was already made.
                 self._plain_schedule(action)
