@@ -29,8 +29,12 @@ class RawIOPubReader:
         self.socket = self.context.socket(zmq.SUB)
         self.socket.linger = 0
         self.socket.setsockopt(zmq.SUBSCRIBE, b"")
-        self.socket.connect(f"{info['transport']}://{info['ip']}:{info['iopub_port']}")
-        self._subscribe(frontend)
+        try:
+            self.socket.connect(f"{info['transport']}://{info['ip']}:{info['iopub_port']}")
+            self._subscribe(frontend)
+        except BaseException:
+            self.close()
+            raise
 
     def _subscribe(self, frontend: Frontend, timeout: float = 30.0) -> None:
         """Wait until the kernel sends to this socket (zmq subscriptions are asynchronous)."""
