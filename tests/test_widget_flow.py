@@ -287,3 +287,29 @@ def test_settings_from_ipython_kernel_config(tmp_path: Path) -> None:
         )
     finally:
         fe.shutdown()
+
+
+def test_output_widget_capture_is_never_held_behind_its_output(ext_kernel: Frontend) -> None:
+    """Over budget, ``with out: print()`` still tells the page to capture before printing."""
+    fe = ext_kernel
+    _setup(fe, rate_budget=5)
+    fe.run("out = ipywidgets.Output(); display(out)")
+    output_id = fe.eval("out.model_id")
+    mark = fe.mark()
+    execution = fe.execute("for i in range(50): s.value = i\nwith out:\n    print('captured')")
+    msgs = fe.iopub(parent_id=execution.msg_id, since=mark)
+    kinds = [
+        ("capture", m["content"]["data"]["state"]["msg_id"])
+        if m["msg_type"] == "comm_msg" and m["content"]["comm_id"] == output_id
+        else ("print", m["content"]["text"])
+        if m["msg_type"] == "stream"
+        else None
+        for m in msgs
+    ]
+    kinds = [k for k in kinds if k is not None]
+    assert kinds == [
+        ("capture", execution.msg_id),
+        ("print", "captured\n"),
+        ("capture", ""),
+    ]
+    assert _stats(fe)["coalesced"] > 0, "the budget was spent: slider updates were merged"

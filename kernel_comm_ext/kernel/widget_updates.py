@@ -70,7 +70,9 @@ class WidgetUpdate:
         if type(data) is not dict or data.get("method") != "update":
             return None
         state = data.get("state")
-        if type(state) is not dict:
+        if type(state) is not dict or "msg_id" in state:
+            # An Output widget's msg_id tells the page where the output that
+            # follows belongs: holding it back would send that output first.
             return None
         paths = data.get("buffer_paths")
         if paths is None:
