@@ -34,6 +34,7 @@ import typing as t
 
 from .rate_budget import RateBudget
 from .widget_updates import WidgetUpdate
+from .wire import IOPubBatch, MessageWriter
 
 if t.TYPE_CHECKING:
     from ..protocol.comm import BaseComm
@@ -103,7 +104,8 @@ class CommSender:
         pace_messages: bool = False,
     ) -> None:
         self.session = kernel.session
-        self.iopub_socket = kernel.iopub_socket
+        self.iopub_socket = IOPubBatch.wrap(kernel.iopub_socket)
+        self._writer = MessageWriter(kernel.session)
         # Reentrant: a comm collected while the lock is held closes itself
         # through ``send`` on the same thread.
         self._cond = threading.Condition(threading.RLock())
@@ -146,7 +148,7 @@ class CommSender:
                     return
                 budget.owe()
         self._sent += 1
-        self.session.send(
+        self._writer.send(
             self.iopub_socket,
             msg_type,
             content,
@@ -307,7 +309,7 @@ class CommSender:
         buffers: list[memoryview] | None,
     ) -> None:
         self._sent += 1
-        self.session.send(
+        self._writer.send(
             self.iopub_socket,
             msg_type,
             content,

@@ -211,6 +211,9 @@ class CommManager:
     def _count_removed(self, comm: t.Any) -> None:
         if not getattr(comm, "primary", True):
             self._frontend_comms -= 1
+        if not self.comms:
+            # A dict keeps the table it grew to; clear() gives back what 10,000 comms took.
+            self.comms.clear()
 
     def _close_quietly(self, comm: t.Any) -> None:
         try:

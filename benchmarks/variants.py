@@ -1,0 +1,46 @@
+"""The kernels a benchmark run compares: one per variant, set up by a cell after start.
+
+To compare another configuration, add a ``Variant`` here and name it with
+``--variants`` (the first one named is the baseline every ratio divides by).
+Only variants with ``judged=True`` are held to the issue's targets.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """A kernel configuration under benchmark."""
+
+    name: str
+    description: str
+    #: Cell run once in the fresh kernel (e.g. ``%load_ext`` and ``%config`` lines).
+    setup: str
+    #: The module the kernel's comm manager must come from after ``setup`` (checked).
+    manager_module: str
+    #: Whether the issue's targets apply to this variant (against the baseline).
+    judged: bool = False
+
+
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Variant(
+            "default",
+            "ipykernel's own comm layer",
+            setup="",
+            manager_module="ipykernel.comm.manager",
+        ),
+        Variant(
+            "ext",
+            "after %load_ext kernel_comm_ext",
+            setup="%load_ext kernel_comm_ext",
+            manager_module="kernel_comm_ext.kernel.manager",
+            judged=True,
+        ),
+    )
+}
+
+DEFAULT_VARIANTS = ("default", "ext")
