@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint typecheck pytest chromium screenshots clean
+.PHONY: setup demo test lint typecheck pytest chromium screenshots clean bench bench-quick bench-setup
 
 # The browser tests drive Debian's chromium; no tool may download a browser of its own.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
@@ -43,6 +43,17 @@ screenshots: setup chromium
 		$(BIN)/python -m pytest -m browser -k test_widgets_on_the_extension
 
 test: lint typecheck pytest
+
+# Side-by-side benchmark against ipykernel's comm layer (benchmarks/README.md); ~10 min.
+bench: setup
+	$(BIN)/python benchmarks/run.py
+
+bench-quick: setup
+	$(BIN)/python benchmarks/run.py --quick
+
+# py-spy for benchmarks/profile.py
+bench-setup: setup
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
 
 clean:
 	rm -rf $(VENV) dist build .pytest_cache .mypy_cache .ruff_cache

@@ -238,9 +238,11 @@ class BenchKernel:
     def wait_idle(self, msg_id: str, since: int, timeout: float) -> Arrival | None:
         """The idle status that ends request ``msg_id``, or None after ``timeout`` s."""
         return self.iopub.wait(
-            lambda a: a.msg_type == "status"
-            and a.parent_id == msg_id
-            and a.content.get("execution_state") == "idle",
+            lambda a: (
+                a.msg_type == "status"
+                and a.parent_id == msg_id
+                and a.content.get("execution_state") == "idle"
+            ),
             since=since,
             timeout=timeout,
         )

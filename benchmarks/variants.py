@@ -18,8 +18,8 @@ class Variant:
     description: str
     #: Cell run once in the fresh kernel (e.g. ``%load_ext`` and ``%config`` lines).
     setup: str
-    #: The module the kernel's comm manager must come from after ``setup`` (checked).
-    manager_module: str
+    #: Whether the kernel's comm manager is this package's after ``setup`` (checked).
+    extension: bool
     #: Whether the issue's targets apply to this variant (against the baseline).
     judged: bool = False
 
@@ -31,13 +31,13 @@ VARIANTS: dict[str, Variant] = {
             "default",
             "ipykernel's own comm layer",
             setup="",
-            manager_module="ipykernel.comm.manager",
+            extension=False,
         ),
         Variant(
             "ext",
             "after %load_ext kernel_comm_ext",
             setup="%load_ext kernel_comm_ext",
-            manager_module="kernel_comm_ext.kernel.manager",
+            extension=True,
             judged=True,
         ),
     )

@@ -48,10 +48,12 @@ def test_quick_benchmark_runs_every_workload_on_both_kernels(tmp_path: Path) -> 
 
     for variant in ("default", "ext"):
         for figures in report["repetitions"]["W3"][variant]:
-            assert figures["protocol_ok"], figures
+            assert figures["duplicates"] == 0, figures
+            assert figures["missing"] == 0, figures
             assert figures["bytes_per_comm"] > 0
         for figures in report["repetitions"]["W6"][variant]:
             assert figures["last_value"] == figures["expected"] - 1
+            assert figures["lost"] == 0, figures
     ratios = report["summary"]["W1"]["metrics"]["loop_s"]["pair_ratio_median"]
     assert ratios["ext"] > 0
 
