@@ -25,7 +25,6 @@ import typing as t
 from jupyter_client.session import DELIM, extract_header
 
 Frames = list[t.Any]
-Batch = list[tuple[Frames, bool]]
 
 
 class MessageWriter:
@@ -33,8 +32,8 @@ class MessageWriter:
 
     def __init__(self, session: t.Any) -> None:
         self.session = session
-        self._parent_header: object = None
-        self._packed_parent = b""
+        # (parent header, its packed bytes), replaced whole: threads read it in one go.
+        self._parent: tuple[object, bytes] = (None, b"")
 
     def send(
         self,
@@ -62,12 +61,11 @@ class MessageWriter:
             return
         pack = session.pack
         parent_header = extract_header(parent) if parent else {}
-        if parent_header is self._parent_header:
-            packed_parent = self._packed_parent
-        else:
+        cached_header, packed_parent = self._parent
+        if parent_header is not cached_header:
             packed_parent = pack(parent_header)
             # Holding the header keeps its identity from being reused by another dict.
-            self._parent_header, self._packed_parent = parent_header, packed_parent
+            self._parent = (parent_header, packed_parent)
         defaults = session.metadata
         if defaults:
             metadata = {**defaults, **(metadata or {})}
@@ -84,6 +82,25 @@ class MessageWriter:
         stream.send_multipart(frames, copy=copy)
 
 
+class _Batch:
+    """Messages for the IOPub thread to send in one go; calling it sends them."""
+
+    __slots__ = ("items", "owner")
+
+    def __init__(self, owner: IOPubBatch, item: tuple[Frames, bool]) -> None:
+        self.owner = owner
+        self.items = [item]
+
+    def __call__(self) -> None:
+        owner = self.owner
+        with owner._lock:
+            if owner._batch is self:
+                owner._batch = None
+        really_send = owner._io_thread._really_send
+        for frames, copy in self.items:
+            really_send(frames, copy=copy)
+
+
 class IOPubBatch:
     """A stand-in for ipykernel's IOPub socket that wakes the IOPub thread once per batch.
 
@@ -97,9 +114,10 @@ class IOPubBatch:
         self.iopub_socket = iopub_socket
         self._io_thread = io_thread
         self._events = io_thread._events
-        self._lock = threading.Lock()
-        self._batch: Batch | None = None
-        self._flush: t.Callable[[], None] | None = None
+        # Nothing that can start the garbage collector (which may close a comm, and so
+        # send, from BaseComm.__del__) runs while this is held: no object is created.
+        self._lock = threading.RLock()
+        self._batch: _Batch | None = None
 
     @classmethod
     def wrap(cls, iopub_socket: t.Any) -> t.Any:
@@ -113,30 +131,29 @@ class IOPubBatch:
 
     def send_multipart(self, frames: Frames, copy: bool = True) -> None:
         """Queue one message for the IOPub thread."""
-        io_thread = self._io_thread
-        if not io_thread.thread.is_alive():
+        if not self._io_thread.thread.is_alive():
             self.iopub_socket.send_multipart(frames, copy=copy)
             return
+        item = (frames, copy)
+        if self._join(item):
+            return
+        batch = _Batch(self, item)
+        if self._join(item, batch):
+            return
+        # Outside the lock: scheduling on a stopped thread runs the batch here.
+        self._io_thread.schedule(batch)
+
+    def _join(self, item: tuple[Frames, bool], new: _Batch | None = None) -> bool:
+        """Add ``item`` to the last queued batch if there is one, else make ``new`` current."""
         with self._lock:
-            batch = self._batch
-            events = self._events
-            if batch is not None and events and events[-1] is self._flush:
-                batch.append((frames, copy))
-                return
-            batch = [(frames, copy)]
-            flush = self._make_flush(batch)
-            self._batch, self._flush = batch, flush
-        # Outside the lock: scheduling on a stopped thread runs the flush here.
-        io_thread.schedule(flush)
-
-    def _make_flush(self, batch: Batch) -> t.Callable[[], None]:
-        really_send = self._io_thread._really_send
-
-        def flush() -> None:
-            with self._lock:
-                if self._batch is batch:
-                    self._batch = self._flush = None
-            for frames, copy in batch:
-                really_send(frames, copy=copy)
-
-        return flush
+            batch, events = self._batch, self._events
+            try:
+                last = events[-1]
+            except IndexError:  # the IOPub thread took everything meanwhile
+                last = None
+            if batch is not None and last is batch:
+                batch.items.append(item)
+                return True
+            if new is not None:
+                self._batch = new
+            return False
