@@ -62,6 +62,12 @@ class Recorder:
         return {"PYTHONPATH": os.pathsep.join(p for p in paths if p)}
 
 
+def report(capsys: t.Any, line: str) -> None:
+    """Print a figure into pytest's output even when the test passes (no ``-s`` needed)."""
+    with capsys.disabled():
+        print(f"\n{line}", flush=True)
+
+
 def supports_subshells(fe: Frontend) -> bool:
     """Whether the kernel announces ipykernel 7's kernel subshells."""
     return "kernel subshells" in fe.kernel_info().get("supported_features", [])

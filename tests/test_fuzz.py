@@ -32,6 +32,7 @@ from .helpers import (
     assert_echoes,
     barrier,
     our_unexpected_tracebacks,
+    report,
     settle_iopub,
 )
 
@@ -269,7 +270,9 @@ def fuzz_kernel(tmp_path: Path) -> t.Iterator[tuple[Frontend, Recorder]]:
         fe.shutdown()
 
 
-def test_generated_comm_messages(fuzz_kernel: tuple[Frontend, Recorder]) -> None:
+def test_generated_comm_messages(
+    fuzz_kernel: tuple[Frontend, Recorder], capsys: pytest.CaptureFixture[str]
+) -> None:
     fe, recorder = fuzz_kernel
     anchors = [fe.open_comm("echo"), fe.open_comm("async_echo")]
     fe.run("import comm; kernel_side = comm.create_comm(target_name='kernel-side')")
@@ -301,7 +304,7 @@ def test_generated_comm_messages(fuzz_kernel: tuple[Frontend, Recorder]) -> None
 
     run_batch()
     elapsed = time.perf_counter() - started
-    print(f"\nfuzz: {model.sent} generated comm messages in {elapsed:.1f} s")
+    report(capsys, f"fuzz: {model.sent} generated comm messages in {elapsed:.1f} s")
     assert model.sent >= MIN_MESSAGES
 
     assert fe.kernel_info()["status"] == "ok"

@@ -14,8 +14,10 @@ from __future__ import annotations
 import time
 import uuid
 
+import pytest
+
 from .frontend import Frontend
-from .helpers import Pacer, barrier, our_unexpected_tracebacks, settle_iopub
+from .helpers import Pacer, barrier, our_unexpected_tracebacks, report, settle_iopub
 
 CYCLES = 50_000
 BATCH = 1_000
@@ -76,7 +78,9 @@ def _kernel_cycles(fe: Frontend, pacer: Pacer, count: int) -> None:
     fe.run("worker.join()")
 
 
-def test_open_close_cycles_leave_nothing_behind(ext_kernel: Frontend) -> None:
+def test_open_close_cycles_leave_nothing_behind(
+    ext_kernel: Frontend, capsys: pytest.CaptureFixture[str]
+) -> None:
     fe = ext_kernel
     pacer = Pacer(fe)
     fe.run(SETUP)
@@ -95,12 +99,13 @@ def test_open_close_cycles_leave_nothing_behind(ext_kernel: Frontend) -> None:
     settle_iopub(fe)
 
     rss_after, objects_after = fe.eval("memory()")
-    print(
-        f"\nleaks: {CYCLES // 2} frontend cycles in {frontend_done - started:.1f} s,"
+    report(
+        capsys,
+        f"leaks: {CYCLES // 2} frontend cycles in {frontend_done - started:.1f} s,"
         f" {CYCLES // 2} kernel cycles in {kernel_done - frontend_done:.1f} s;"
         f" kernel RSS {rss_before / 2**20:.1f} -> {rss_after / 2**20:.1f} MiB"
         f" ({(rss_after - rss_before) / 2**20:+.1f} MiB),"
-        f" gc objects {objects_before} -> {objects_after} ({objects_after - objects_before:+d})"
+        f" gc objects {objects_before} -> {objects_after} ({objects_after - objects_before:+d})",
     )
     assert fe.eval("sorted(manager.comms)") == registry_before
     assert fe.eval("len(alive)") == 0, "closed comms are still reachable"

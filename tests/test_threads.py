@@ -13,8 +13,10 @@ from __future__ import annotations
 import collections
 import time
 
+import pytest
+
 from .frontend import Frontend
-from .helpers import Pacer, our_unexpected_tracebacks
+from .helpers import Pacer, our_unexpected_tracebacks, report
 
 THREADS = 8
 MESSAGES = 2_000
@@ -41,7 +43,9 @@ for t in senders:
 """
 
 
-def test_threads_sending_keep_their_order(ext_kernel: Frontend) -> None:
+def test_threads_sending_keep_their_order(
+    ext_kernel: Frontend, capsys: pytest.CaptureFixture[str]
+) -> None:
     fe = ext_kernel
     pacer = Pacer(fe)
     mark = fe.mark()
@@ -55,7 +59,7 @@ def test_threads_sending_keep_their_order(ext_kernel: Frontend) -> None:
     elapsed = time.perf_counter() - started
     fe.run("for t in senders: t.join()")
     assert fe.eval("send_errors") == []
-    print(f"\nthreads: {len(got)} messages from {THREADS} threads in {elapsed:.1f} s")
+    report(capsys, f"threads: {len(got)} messages from {THREADS} threads in {elapsed:.1f} s")
 
     shared_id = fe.eval("shared.comm_id")
     own_ids = fe.eval("[c.comm_id for c in own]")
@@ -102,7 +106,9 @@ for t in churners:
 """
 
 
-def test_threads_opening_and_closing_keep_the_registry_consistent(ext_kernel: Frontend) -> None:
+def test_threads_opening_and_closing_keep_the_registry_consistent(
+    ext_kernel: Frontend, capsys: pytest.CaptureFixture[str]
+) -> None:
     fe = ext_kernel
     pacer = Pacer(fe)
     mark = fe.mark()
@@ -119,7 +125,7 @@ def test_threads_opening_and_closing_keep_the_registry_consistent(ext_kernel: Fr
     elapsed = time.perf_counter() - started
     fe.run("for t in churners: t.join()")
     assert fe.eval("churn_errors") == []
-    print(f"\nthreads: {THREADS * COMMS} comms opened and closed in {elapsed:.1f} s")
+    report(capsys, f"threads: {THREADS * COMMS} comms opened and closed in {elapsed:.1f} s")
 
     created = {c for per_thread in fe.eval("created") for c in per_thread}
     assert len(created) == THREADS * COMMS
