@@ -40,6 +40,12 @@ VARIANTS: dict[str, Variant] = {
             extension=True,
             judged=True,
         ),
+        Variant(
+            "ext-lossy",
+            "the extension with lossless IOPub off (ipykernel's dropping IOPub socket)",
+            setup="%load_ext kernel_comm_ext\n%config KernelCommManager.lossless_iopub = False",
+            extension=True,
+        ),
     )
 }
 
