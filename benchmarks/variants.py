@@ -46,7 +46,14 @@ VARIANTS: dict[str, Variant] = {
             setup="%load_ext kernel_comm_ext\n%config KernelCommManager.lossless_iopub = False",
             extension=True,
         ),
+        Variant(
+            "ext-bare",
+            "the extension with lossless IOPub and the rate budget off",
+            setup="%load_ext kernel_comm_ext\n%config KernelCommManager.lossless_iopub = False\n"
+            "%config KernelCommManager.rate_budget = 0",
+            extension=True,
+        ),
     )
 }
 
-DEFAULT_VARIANTS = ("default", "ext")
+DEFAULT_VARIANTS = ("default", "ext", "ext-lossy")

@@ -21,8 +21,9 @@ WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6")
 @pytest.mark.timeout(600)
 def test_quick_benchmark_runs_every_workload_on_both_kernels(tmp_path: Path) -> None:
     out = tmp_path / "quick.json"
+    command = [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--json", str(out)]
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--json", str(out)],
+        [*command, "--variants", "default,ext"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
