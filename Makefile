@@ -51,7 +51,7 @@ bench: setup
 bench-quick: setup
 	$(BIN)/python benchmarks/run.py --quick
 
-# py-spy for benchmarks/profile.py
+# py-spy for benchmarks/profile_kernel.py
 bench-setup: setup
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 

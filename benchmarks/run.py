@@ -23,8 +23,10 @@ import time
 import typing as t
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if __package__ in (None, ""):
+    # Run as a script: import ``benchmarks`` from the repository root, and let no
+    # module of this folder shadow one of the standard library.
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from benchmarks.frontend import BenchKernel, isolate_jupyter_dirs
 from benchmarks.report import Results, check_targets, machine, summarize, table

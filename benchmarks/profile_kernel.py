@@ -1,7 +1,7 @@
 """Where a workload's time goes in the kernel: py-spy samples every thread of the kernel process.
 
-    python benchmarks/profile.py W1                  # both variants, 3 repetitions each
-    python benchmarks/profile.py W3 --variants ext --repeat 5 --top 30
+    python benchmarks/profile_kernel.py W1        # the default variants, 3 repetitions each
+    python benchmarks/profile_kernel.py W3 --variants ext --repeat 5 --top 30
 
 For each variant it starts a kernel, sets the workload up, and records the
 kernel process with ``py-spy record`` (``--format raw``: collapsed stacks, kept
@@ -22,8 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if __package__ in (None, ""):
+    # Run as a script: import ``benchmarks`` from the repository root, and let no
+    # module of this folder shadow one of the standard library.
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from benchmarks.frontend import isolate_jupyter_dirs
 from benchmarks.run import RESULTS_DIR, start_kernel
