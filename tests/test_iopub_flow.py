@@ -340,3 +340,17 @@ def test_setting_turns_lossless_iopub_off_and_on(kernel: Frontend) -> None:
     assert kernel.eval("iopub_state()") == (True, False, 5000, True)
     kernel.run("%config KernelCommManager.lossless_iopub = False")
     assert kernel.eval("iopub_state()") == (False, True, 1000, False)
+
+
+def test_a_frame_zmq_cannot_send_is_refused_before_any_frame_goes(ext_kernel: Frontend) -> None:
+    ext_kernel.run(ON_IOPUB_THREAD)
+    ext_kernel.run(
+        "def refused():\n"
+        "    try:\n"
+        "        _th.socket.send_multipart([b'topic', b'part', object()])\n"
+        "    except TypeError as e:\n"
+        "        return str(e)\n"
+    )
+    assert "Frame 2" in ext_kernel.eval("on_iopub(refused)")
+    # Nothing half-sent is left in the socket: the next messages arrive whole.
+    assert ext_kernel.run("print('still fine')") == "still fine\n"

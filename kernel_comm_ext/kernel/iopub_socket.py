@@ -25,6 +25,7 @@ shutdown) never waits.
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import threading
 import time
@@ -33,6 +34,10 @@ import typing as t
 import zmq
 
 from .iopub_backlog import Backlog, frames_nbytes
+
+# Plain ints: arithmetic on pyzmq's Flag enums costs more than the send itself.
+_NOBLOCK = int(zmq.NOBLOCK)
+_SNDMORE = int(zmq.SNDMORE)
 
 # Retry delays while a reader is behind: short at first (a slow reader drains
 # quickly), doubling while nothing moves, so a silent reader costs little CPU.
@@ -63,6 +68,21 @@ _OWN_ATTRIBUTES = frozenset(
         "dropped",
     }
 )
+
+
+def _check_frames(parts: t.Sequence[t.Any]) -> None:
+    """Refuse a message with a frame zmq cannot send, before any frame is sent (as pyzmq)."""
+    if not parts:
+        raise ValueError("an IOPub message needs at least one frame")
+    for index, part in enumerate(parts):
+        if type(part) is bytes or isinstance(part, (memoryview, zmq.Frame)):
+            continue
+        try:
+            memoryview(part)
+        except TypeError:
+            raise TypeError(
+                f"Frame {index} ({repr(part)[:32]}) does not support the buffer interface."
+            ) from None
 
 
 class _Pending(t.NamedTuple):
@@ -166,6 +186,7 @@ class LosslessSocket:
         **kwargs: t.Any,
     ) -> None:
         """Send one message, or keep it (in order) until the readers have room."""
+        _check_frames(msg_parts)
         if threading.get_ident() != self._thread_ident:
             self._send_off_thread(msg_parts, flags, copy, track, kwargs)
             return
@@ -184,15 +205,19 @@ class LosslessSocket:
         # Only the first frame can meet the high-water mark: zmq counts whole
         # messages, and only this thread writes. The others are sent as
         # ipykernel sends them.
-        send = self._socket.send
+        send: t.Callable[..., t.Any] = self._socket.send
+        if kwargs:
+            send = functools.partial(send, **kwargs)
+        flags = int(flags)
         last = len(parts) - 1
         if last <= 0:
-            send(parts[0], flags | zmq.NOBLOCK, copy=copy, track=track, **kwargs)
+            send(parts[0], flags | _NOBLOCK, copy, track)
             return
-        send(parts[0], flags | zmq.NOBLOCK | zmq.SNDMORE, copy=copy, track=track, **kwargs)
+        more = flags | _SNDMORE
+        send(parts[0], more | _NOBLOCK, copy, track)
         for index in range(1, last):
-            send(parts[index], flags | zmq.SNDMORE, copy=copy, track=track, **kwargs)
-        send(parts[last], flags, copy=copy, track=track, **kwargs)
+            send(parts[index], more, copy, track)
+        send(parts[last], flags, copy, track)
 
     def _try_send(
         self,
