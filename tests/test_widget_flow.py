@@ -207,6 +207,29 @@ def test_pacing_makes_other_messages_wait_for_the_budget(ext_kernel: Frontend) -
     assert took >= 1.5  # 200 messages over the burst at 100 a second
 
 
+def test_pacing_never_makes_the_iopub_thread_wait(ext_kernel: Frontend) -> None:
+    """A comm closed on the IOPub thread (a finalizer can run there) is not paced."""
+    fe = ext_kernel
+    _setup(fe, rate_budget=0.2)  # one message every five seconds once the burst is spent
+    fe.run("%config KernelCommManager.pace_messages = True")
+    fe.run("c = comm.create_comm(target_name='custom')\nc.send({'spend': 'the burst'})")
+    custom = fe.eval("c.comm_id")
+    took = float(
+        fe.run(
+            "import threading\n"
+            "iopub = get_ipython().kernel.iopub_thread\n"
+            "done = threading.Event()\n"
+            "start = time.monotonic()\n"
+            "iopub.schedule(c.close)\n"
+            "iopub.schedule(done.set)\n"
+            "done.wait(30)\n"
+            "print(time.monotonic() - start)"
+        )
+    )
+    assert took < 2.0, f"the IOPub thread waited {took:.1f} s for the budget"
+    assert len(fe.wait_for("comm_close", comm_id=custom)) == 1
+
+
 def test_unloading_sends_what_is_held_and_reload_keeps_coalescing(ext_kernel: Frontend) -> None:
     fe = ext_kernel
     slider = _setup(fe, rate_budget=1)

@@ -110,6 +110,9 @@ class CommSender:
         # through ``send`` on the same thread.
         self._cond = threading.Condition(threading.RLock())
         self._local = threading.local()  # .depth: nesting of the lock on this thread
+        # A comm the garbage collector closes on the IOPub thread must not make
+        # that thread wait for the budget: all IOPub output would wait with it.
+        self._iopub_thread = getattr(getattr(kernel, "iopub_thread", None), "thread", None)
         # Held updates by comm id, oldest first: (comm, update).
         self._pending: dict[str, tuple[BaseComm, WidgetUpdate]] = {}
         self._budget: RateBudget | None = None
@@ -179,7 +182,7 @@ class CommSender:
                     if update is not None:
                         self._hold(comm, update, budget)
                         return
-                self._send_after_held(comm, may_wait=depth == 0)
+                self._send_after_held(comm, may_wait=self._may_wait(depth))
                 self._emit(comm, msg_type, content, metadata, parent, buffers)
             finally:
                 local.depth = depth
@@ -190,16 +193,20 @@ class CommSender:
 
         Nested (a comm the garbage collector closes while this thread holds
         the lock sends its comm_close), it must not: waiting releases the lock
-        in the middle of the outer operation.
+        in the middle of the outer operation. Nor may the IOPub thread.
         """
         local = self._local
         depth = getattr(local, "depth", 0)
         with self._cond:
             local.depth = depth + 1
             try:
-                yield depth == 0
+                yield self._may_wait(depth)
             finally:
                 local.depth = depth
+
+    def _may_wait(self, depth: int) -> bool:
+        """Whether a send at this lock depth, on this thread, may wait for the budget."""
+        return depth == 0 and threading.current_thread() is not self._iopub_thread
 
     def _hold(self, comm: BaseComm, update: WidgetUpdate, budget: RateBudget) -> None:
         """Merge ``update`` into the comm's held one, or hold it; send what the budget allows."""
