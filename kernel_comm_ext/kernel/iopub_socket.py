@@ -25,7 +25,7 @@ shutdown) never waits.
 from __future__ import annotations
 
 import collections
-import functools
+import contextlib
 import logging
 import threading
 import time
@@ -35,9 +35,7 @@ import zmq
 
 from .iopub_backlog import Backlog, frames_nbytes
 
-# Plain ints: arithmetic on pyzmq's Flag enums costs more than the send itself.
 _NOBLOCK = int(zmq.NOBLOCK)
-_SNDMORE = int(zmq.SNDMORE)
 
 # Retry delays while a reader is behind: short at first (a slow reader drains
 # quickly), doubling while nothing moves, so a silent reader costs little CPU.
@@ -186,7 +184,6 @@ class LosslessSocket:
         **kwargs: t.Any,
     ) -> None:
         """Send one message, or keep it (in order) until the readers have room."""
-        _check_frames(msg_parts)
         if threading.get_ident() != self._thread_ident:
             self._send_off_thread(msg_parts, flags, copy, track, kwargs)
             return
@@ -202,22 +199,14 @@ class LosslessSocket:
         track: bool,
         kwargs: dict[str, t.Any],
     ) -> None:
-        # Only the first frame can meet the high-water mark: zmq counts whole
-        # messages, and only this thread writes. The others are sent as
-        # ipykernel sends them.
-        send: t.Callable[..., t.Any] = self._socket.send
-        if kwargs:
-            send = functools.partial(send, **kwargs)
-        flags = int(flags)
-        last = len(parts) - 1
-        if last <= 0:
-            send(parts[0], flags | _NOBLOCK, copy, track)
-            return
-        more = flags | _SNDMORE
-        send(parts[0], more | _NOBLOCK, copy, track)
-        for index in range(1, last):
-            send(parts[index], more, copy, track)
-        send(parts[last], flags, copy, track)
+        """Send without blocking, as ipykernel sends (``zmq.Again`` if a reader has no room).
+
+        Only the first frame can meet the high-water mark (zmq counts whole
+        messages, and only this thread writes), so a message is never cut.
+        Measured: pyzmq's own ``send_multipart`` delivers faster here than a
+        leaner loop, which wakes the IOPub thread (and zmq) for smaller batches.
+        """
+        self._socket.send_multipart(parts, flags | _NOBLOCK, copy=copy, track=track, **kwargs)
 
     def _try_send(
         self,
@@ -252,6 +241,8 @@ class LosslessSocket:
     # waiting for a reader
 
     def _keep(self, message: _Pending) -> None:
+        # A message that can never be sent must not sit at the head of the queue.
+        _check_frames(message.parts)
         if not self._pending:
             now = time.monotonic()
             self.waits += 1
@@ -291,8 +282,13 @@ class LosslessSocket:
         nbytes = 0
         while pending:
             head = pending[0]
-            if not self._try_send(head.parts, head.flags, head.copy, head.track, head.kwargs):
-                break
+            try:
+                if not self._try_send(head.parts, head.flags, head.copy, head.track, head.kwargs):
+                    break
+            except zmq.ZMQError as exc:
+                # Not for want of room (the socket is closing, say): this message
+                # cannot go, and must not hold up the ones behind it.
+                self._log.error("kernel-comm-ext: an IOPub message could not be sent: %s", exc)
             pending.popleft()
             sent += 1
             nbytes += head.nbytes
@@ -308,9 +304,11 @@ class LosslessSocket:
         socket.setsockopt(zmq.XPUB_NODROP, 0)
         try:
             self._send(head.parts, head.flags, head.copy, head.track, head.kwargs)
+        except zmq.ZMQError as exc:
+            self._log.error("kernel-comm-ext: an IOPub message could not be sent: %s", exc)
         finally:
             socket.setsockopt(zmq.XPUB_NODROP, 1)
-        self._backlog.remove(1, head.nbytes)
+            self._backlog.remove(1, head.nbytes)
         self.fallbacks += 1
         self.dropped += missed
         if not self._warned:
@@ -372,7 +370,8 @@ class LosslessSocket:
         nbytes = sum(m.nbytes for m in self._pending)
         while self._pending:
             head = self._pending.popleft()
-            self._send(head.parts, head.flags, head.copy, head.track, head.kwargs)
+            with contextlib.suppress(zmq.ZMQError):  # best effort: the kernel is going away
+                self._send(head.parts, head.flags, head.copy, head.track, head.kwargs)
         self._backlog.remove(left, nbytes)
         self._end_wait()
 
