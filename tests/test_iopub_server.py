@@ -45,3 +45,32 @@ def test_idle_status_reaches_the_websocket_client_after_every_flood(
         )
     assert all(arrived)
     assert server_kernel.model()["execution_state"] == "idle"
+
+
+SLIDER = """
+import ipywidgets
+from IPython.display import display
+s = ipywidgets.IntSlider(min=-1, value=-1, max=10**6)
+display(s)
+"""
+
+
+def test_slider_ends_on_the_final_value_with_lossless_iopub(server_kernel: ServerKernel) -> None:
+    """20,000 slider updates: the client holds the last (with the coalescing of issue 6)."""
+    server_kernel.execute("%load_ext kernel_comm_ext")
+    since = server_kernel.mark()
+    server_kernel.execute(SLIDER)
+    slider = server_kernel.messages(msg_type="comm_open", since=since)[-1]["content"]["comm_id"]
+    since = server_kernel.mark()
+    server_kernel.execute("for i in range(20_000): s.value = i", timeout=120)
+    values = [
+        m["content"]["data"]["state"]["value"]
+        for m in server_kernel.messages(msg_type="comm_msg", comm_id=slider, since=since)
+        if "value" in m["content"]["data"].get("state", {})
+    ]
+    assert values[-1] == 19_999
+    assert values == sorted(values)
+    stats = server_kernel.execute(
+        "print(get_ipython().kernel.comm_manager.iopub_stats().state)"
+    ).stdout
+    assert stats == "lossless\n"
