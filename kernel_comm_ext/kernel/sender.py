@@ -119,6 +119,7 @@ class CommSender:
         self._coalesce = coalesce_updates
         self._pace = pace_messages
         self._flusher: threading.Thread | None = None
+        self._flusher_lock = threading.Lock()
         self._closed = False
         self._sent = self._coalesced = self._held = self._paced_waits = self._errors = 0
         self._paced_seconds = 0.0
@@ -269,12 +270,22 @@ class CommSender:
         self._paced_seconds += time.monotonic() - start
 
     def _wake_flusher(self) -> None:
-        if self._flusher is None and not self._closed:
+        self._cond.notify_all()
+
+    def _start_flusher(self) -> None:
+        """Start the flusher thread once a budget is set; never under the sender's lock.
+
+        ``Thread.start`` waits for the new thread, whose start-up can run the
+        garbage collector, whose comm finalizers send: under the lock, that
+        deadlocks.
+        """
+        with self._flusher_lock:
+            if self._flusher is not None or self._closed or self._budget is None:
+                return
             self._flusher = threading.Thread(
                 target=self._run_flusher, name="kernel-comm-ext-flusher", daemon=True
             )
             self._flusher.start()
-        self._cond.notify_all()
 
     def _run_flusher(self) -> None:
         """Send held updates whenever the budget allows, until closed."""
@@ -352,6 +363,7 @@ class CommSender:
             if self._budget is None or not coalesce_updates:
                 self._send_all_held()
             self._cond.notify_all()
+        self._start_flusher()
 
     def _send_all_held(self) -> None:
         pending = self._pending
