@@ -34,6 +34,12 @@ VARIANTS: dict[str, Variant] = {
             extension=False,
         ),
         Variant(
+            "default-again",
+            "a second kernel like the baseline: the A/A ratio shows the noise between kernels",
+            setup="",
+            extension=False,
+        ),
+        Variant(
             "ext",
             "after %load_ext kernel_comm_ext",
             setup="%load_ext kernel_comm_ext",

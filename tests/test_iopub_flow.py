@@ -12,6 +12,8 @@ import typing as t
 
 import pytest
 
+from kernel_comm_ext.kernel.wire import MAX_BATCH_MESSAGES
+
 from .frontend import Frontend
 from .iopub_reader import RawIOPubReader, is_idle_of
 
@@ -354,3 +356,44 @@ def test_a_frame_zmq_cannot_send_is_refused_before_any_frame_goes(ext_kernel: Fr
     assert "Frame 2" in ext_kernel.eval("on_iopub(refused)")
     # Nothing half-sent is left in the socket: the next messages arrive whole.
     assert ext_kernel.run("print('still fine')") == "still fine\n"
+
+
+def test_what_waits_for_a_stalled_reader_stays_under_the_cap(ext_kernel: Frontend) -> None:
+    """The backlog cap bounds the kernel's memory, however fast the cell produces.
+
+    A cell sends 1 kB messages (from the kernel's main thread and from a thread
+    of its own) to a reader that reads nothing; once zmq and TCP are full, what
+    waits in the kernel must stop near the cap: never more than the cap plus
+    one hand-off batch to the IOPub thread per sending thread.
+    """
+    cap = 100
+    ext_kernel.run(HELD_BACK)
+    reader = RawIOPubReader(ext_kernel)
+    code = (
+        "import comm, threading\n"
+        "flood = comm.create_comm(target_name='flood')\n"
+        "def produce(tag, n):\n"
+        "    for i in range(n):\n"
+        "        flood.send({'t': tag, 'i': i, 'pad': 'x' * 1000})\n"
+        "worker = threading.Thread(target=produce, args=('thread', 5000))\n"
+        "worker.start()\n"
+        "produce('main', 20000)\n"
+        "worker.join()\n"
+    )
+    try:
+        msg_id = ext_kernel.kc.execute(code, store_history=False)
+        time.sleep(5)  # zmq, TCP and the kernel's backlog fill; both producers are held back
+    finally:
+        reader.close()  # the cell goes on, and finishes
+    ext_kernel._shell_reply(msg_id, 120)
+    ext_kernel.wait_idle(msg_id)
+    stats = _stats(ext_kernel)
+    print(
+        f"backlog cap {cap}: peak {stats['peak_backlog_messages']} messages,"
+        f" producers held back {stats['producer_waits']} times"
+    )
+    assert stats["producer_waits"] >= 1
+    # Each producer may have one batch queued past the cap, plus the message that
+    # starts its next one; ipykernel's own few (status, stream) are never held back.
+    bound = cap + 2 * (MAX_BATCH_MESSAGES + 1) + 5
+    assert cap <= stats["peak_backlog_messages"] <= bound

@@ -36,7 +36,10 @@ class Backlog:
     """Messages (and their bytes) waiting in the kernel for a slow IOPub reader, with caps.
 
     The IOPub thread counts messages in when a reader has no room for them and
-    out when they leave. While either figure is at its cap (0: no cap),
+    out when they leave. Comm messages handed to the IOPub thread but not yet
+    taken by it count too (``queue``/``dequeue``): a thread that produces while
+    the IOPub thread waits for the interpreter lock would otherwise queue far
+    past the cap. While either figure is at its cap (0: no cap),
     ``wait_for_room`` holds the calling thread, so a cell producing faster than
     the frontend reads is slowed down instead of filling the kernel's memory.
     """
@@ -45,8 +48,12 @@ class Backlog:
         self._cond = threading.Condition(threading.Lock())
         self.max_messages = max_messages
         self.max_bytes = max_bytes
+        # At the socket, waiting for a reader with room.
         self.messages = 0
         self.nbytes = 0
+        # Handed to the IOPub thread, not taken by it yet.
+        self.queued_messages = 0
+        self.queued_bytes = 0
         self.peak_messages = 0
         self.peak_bytes = 0
         self.producer_waits = 0
@@ -61,7 +68,19 @@ class Backlog:
 
     def full(self) -> bool:
         """Whether the backlog is at a cap (read without the lock: a hint for the fast path)."""
-        return (0 < self.max_messages <= self.messages) or (0 < self.max_bytes <= self.nbytes)
+        return (0 < self.max_messages <= self.messages + self.queued_messages) or (
+            0 < self.max_bytes <= self.nbytes + self.queued_bytes
+        )
+
+    @property
+    def waiting_messages(self) -> int:
+        """Messages waiting in the kernel now: queued for the IOPub thread or at the socket."""
+        return self.messages + self.queued_messages
+
+    @property
+    def waiting_bytes(self) -> int:
+        """Bytes of the messages waiting in the kernel now."""
+        return self.nbytes + self.queued_bytes
 
     def wait_for_room(self, may_wait: t.Callable[[], bool], patience: float) -> None:
         """Wait while the backlog is full and ``may_wait()`` (called with the lock held).
@@ -100,8 +119,7 @@ class Backlog:
         with self._cond:
             self.messages += messages
             self.nbytes += nbytes
-            self.peak_messages = max(self.peak_messages, self.messages)
-            self.peak_bytes = max(self.peak_bytes, self.nbytes)
+            self._note_peak()
 
     def remove(self, messages: int, nbytes: int) -> None:
         """Count messages out (sent, or dropped by the fallback); wake held-back senders."""
@@ -111,6 +129,25 @@ class Backlog:
             self._removed += messages
             if self._waiting and not self.full():
                 self._cond.notify_all()
+
+    def queue(self, messages: int, nbytes: int) -> None:
+        """Count messages handed to the IOPub thread (creates no object: see ``wire.py``)."""
+        with self._cond:
+            self.queued_messages += messages
+            self.queued_bytes += nbytes
+            self._note_peak()
+
+    def dequeue(self, messages: int, nbytes: int) -> None:
+        """Count out messages the IOPub thread took; wake held-back senders."""
+        with self._cond:
+            self.queued_messages -= messages
+            self.queued_bytes -= nbytes
+            if self._waiting and not self.full():
+                self._cond.notify_all()
+
+    def _note_peak(self) -> None:
+        self.peak_messages = max(self.peak_messages, self.messages + self.queued_messages)
+        self.peak_bytes = max(self.peak_bytes, self.nbytes + self.queued_bytes)
 
     def set_caps(self, max_messages: int, max_bytes: int) -> None:
         """Change the caps; held-back senders re-check at once."""

@@ -328,6 +328,11 @@ class IOPubFlow:
                 self._thread.schedule(lambda: socket.wrapped.setsockopt(zmq.SNDHWM, hwm))
 
     @property
+    def backlog(self) -> Backlog:
+        """What waits for slow readers, and its caps (comm senders count what they queue)."""
+        return self._backlog
+
+    @property
     def active(self) -> bool:
         """Whether the channel is lossless (or falling back) now."""
         return self._active
@@ -357,8 +362,8 @@ class IOPubFlow:
             sndhwm=(self._sndhwm or self._original_sndhwm) if self._active else None,
             producer_waits=backlog.producer_waits,
             producer_wait_seconds=backlog.producer_wait_seconds,
-            backlog_messages=backlog.messages,
-            backlog_bytes=backlog.nbytes,
+            backlog_messages=backlog.waiting_messages,
+            backlog_bytes=backlog.waiting_bytes,
             peak_backlog_messages=backlog.peak_messages,
             peak_backlog_bytes=backlog.peak_bytes,
             **figures,

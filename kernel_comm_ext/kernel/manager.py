@@ -196,11 +196,13 @@ class KernelCommManager(LoggingConfigurable, CommManager):
             stall_timeout=self.iopub_stall_timeout,
             log=self.log,
         )
-        self.iopub_flow.start()
+        if self.iopub_flow.start():
+            self.sender.count_queued_in(self.iopub_flow.backlog)
 
     def stop_iopub_flow(self) -> None:
         """Restore ipykernel's IOPub sending and socket options (called on uninstall)."""
         if self.iopub_flow is not None:
+            self.sender.count_queued_in(None)
             self.iopub_flow.stop()
 
     def iopub_stats(self) -> IOPubStats:

@@ -38,6 +38,7 @@ from .wire import IOPubBatch, MessageWriter
 
 if t.TYPE_CHECKING:
     from ..protocol.comm import BaseComm
+    from .iopub_backlog import Backlog
 
 logger = logging.getLogger("kernel_comm_ext")
 
@@ -386,6 +387,15 @@ class CommSender:
                 self._events.unregister("post_execute", self.flush)
             except ValueError:
                 logger.debug("post_execute flush was not registered")
+
+    def count_queued_in(self, backlog: Backlog | None) -> None:
+        """Count the messages queued for the IOPub thread in lossless IOPub's ``backlog``.
+
+        Its cap then holds a cell back before it queues more than one batch past
+        it; None stops counting (lossless IOPub is off).
+        """
+        if isinstance(self.iopub_socket, IOPubBatch):
+            self.iopub_socket.backlog = backlog
 
     def stats(self) -> DeliveryStats:
         """What this sender did so far (counts from several threads are approximate)."""

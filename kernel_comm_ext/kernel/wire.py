@@ -13,7 +13,12 @@ socket wakes its IOPub thread once per message. Here:
   the IOPub thread in batches: consecutive comm messages join the batch still
   waiting in the thread's queue, one wake-up for all. A batch only grows while
   it is the last thing queued, so messages keep their order with everything
-  else published on IOPub (stream output, status, display data).
+  else published on IOPub (stream output, status, display data), and only up
+  to ``MAX_BATCH_MESSAGES`` messages or ``MAX_BATCH_BYTES`` of buffers: each
+  new batch goes through the IOPub thread's ``schedule``, where lossless
+  IOPub holds a sender back while the backlog is at its cap. Messages that
+  join a queued batch count in that backlog until the IOPub thread takes
+  them, so no sender overshoots the cap by more than one batch.
 """
 
 from __future__ import annotations
@@ -24,7 +29,14 @@ import typing as t
 
 from jupyter_client.session import DELIM, extract_header
 
+if t.TYPE_CHECKING:
+    from .iopub_backlog import Backlog
+
 Frames = list[t.Any]
+
+#: The most messages, and bytes of buffers, one hand-off to the IOPub thread takes.
+MAX_BATCH_MESSAGES = 64
+MAX_BATCH_BYTES = 1 << 20
 
 
 class MessageWriter:
@@ -75,30 +87,49 @@ class MessageWriter:
         frames: Frames = [DELIM, session.sign(parts), *parts]
         if ident is not None:
             frames.insert(0, ident)
-        if buffers:
-            frames.extend(buffers)
         # As Session.send: big frames go without a copy.
         copy = max(len(f) for f in frames) < session.copy_threshold
-        stream.send_multipart(frames, copy=copy)
+        if not buffers:
+            stream.send_multipart(frames, copy=copy)
+            return
+        frames.extend(buffers)
+        copy = copy and max(len(b) for b in buffers) < session.copy_threshold
+        if isinstance(stream, IOPubBatch):
+            nbytes = sum(memoryview(b).nbytes for b in buffers)
+            stream.send_multipart(frames, copy=copy, nbytes=nbytes)
+        else:
+            stream.send_multipart(frames, copy=copy)
 
 
 class _Batch:
     """Messages for the IOPub thread to send in one go; calling it sends them."""
 
-    __slots__ = ("items", "owner")
+    __slots__ = ("backlog", "counted", "counted_bytes", "items", "nbytes", "owner")
 
-    def __init__(self, owner: IOPubBatch, item: tuple[Frames, bool]) -> None:
+    def __init__(self, owner: IOPubBatch, item: tuple[Frames, bool], nbytes: int) -> None:
         self.owner = owner
         self.items = [item]
+        self.nbytes = nbytes
+        # Where the messages that joined are counted while queued (the first one
+        # is not: its sender is still on its way to ``schedule``).
+        self.backlog = owner.backlog
+        self.counted = self.counted_bytes = 0
 
     def __call__(self) -> None:
         owner = self.owner
         with owner._lock:
             if owner._batch is self:
                 owner._batch = None
+        # Nothing joins from here on.
         really_send = owner._io_thread._really_send
-        for frames, copy in self.items:
-            really_send(frames, copy=copy)
+        try:
+            for frames, copy in self.items:
+                really_send(frames, copy=copy)
+        finally:
+            # After the sends: what the socket keeps is counted there first, so
+            # the backlog never looks emptier than it is.
+            if self.backlog is not None and self.counted:
+                self.backlog.dequeue(self.counted, self.counted_bytes)
 
 
 class IOPubBatch:
@@ -118,6 +149,8 @@ class IOPubBatch:
         # send, from BaseComm.__del__) runs while this is held: no object is created.
         self._lock = threading.RLock()
         self._batch: _Batch | None = None
+        #: Lossless IOPub's backlog, set while it is on: queued messages count in it.
+        self.backlog: Backlog | None = None
 
     @classmethod
     def wrap(cls, iopub_socket: t.Any) -> t.Any:
@@ -129,30 +162,40 @@ class IOPubBatch:
             return cls(iopub_socket, io_thread)
         return iopub_socket
 
-    def send_multipart(self, frames: Frames, copy: bool = True) -> None:
-        """Queue one message for the IOPub thread."""
+    def send_multipart(self, frames: Frames, copy: bool = True, nbytes: int = 0) -> None:
+        """Queue one message (with ``nbytes`` of buffers) for the IOPub thread."""
         if not self._io_thread.thread.is_alive():
             self.iopub_socket.send_multipart(frames, copy=copy)
             return
         item = (frames, copy)
-        if self._join(item):
+        if self._join(item, nbytes):
             return
-        batch = _Batch(self, item)
-        if self._join(item, batch):
+        batch = _Batch(self, item, nbytes)
+        if self._join(item, nbytes, batch):
             return
         # Outside the lock: scheduling on a stopped thread runs the batch here.
         self._io_thread.schedule(batch)
 
-    def _join(self, item: tuple[Frames, bool], new: _Batch | None = None) -> bool:
-        """Add ``item`` to the last queued batch if there is one, else make ``new`` current."""
+    def _join(self, item: tuple[Frames, bool], nbytes: int, new: _Batch | None = None) -> bool:
+        """Add ``item`` to the last queued batch if it has room, else make ``new`` current."""
         with self._lock:
             batch, events = self._batch, self._events
             try:
                 last = events[-1]
             except IndexError:  # the IOPub thread took everything meanwhile
                 last = None
-            if batch is not None and last is batch:
+            if (
+                batch is not None
+                and last is batch
+                and len(batch.items) < MAX_BATCH_MESSAGES
+                and batch.nbytes < MAX_BATCH_BYTES
+            ):
                 batch.items.append(item)
+                batch.nbytes += nbytes
+                if batch.backlog is not None:
+                    batch.counted += 1
+                    batch.counted_bytes += nbytes
+                    batch.backlog.queue(1, nbytes)
                 return True
             if new is not None:
                 self._batch = new

@@ -53,7 +53,7 @@ def run_callback(
         except Exception as exc:
             host.report_callback_error(what(), exc)
             return False
-    if inspect.isawaitable(result):
+    if result is not None and inspect.isawaitable(result):
         _schedule(result, host, what, on_failure)
     return True
 
