@@ -108,11 +108,15 @@ class Backlog:
                         self.gave_up += 1
                         return
             except BaseException:
-                self._grace_until = time.monotonic() + INTERRUPT_GRACE
+                self.grant_grace()
                 raise
             finally:
                 self._waiting -= 1
                 self.producer_wait_seconds += time.monotonic() - start
+
+    def grant_grace(self) -> None:
+        """Hold nobody back for ``INTERRUPT_GRACE`` seconds (the user interrupted a cell)."""
+        self._grace_until = time.monotonic() + INTERRUPT_GRACE
 
     def add(self, messages: int, nbytes: int) -> None:
         """Count messages in (a reader had no room for them)."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sys
 import threading
 import typing as t
 
@@ -293,6 +294,11 @@ class IOPubFlow:
         # Never hold back ipykernel's own threads (the IOPub thread would wait
         # for itself; control must keep answering), nor anyone once stopped or
         # once the kernel was asked to shut down.
+        if isinstance(sys.exc_info()[1], KeyboardInterrupt):
+            # The user interrupted a cell outside a wait: its error, and the idle
+            # status after it, must reach the frontend as they do after one inside.
+            self._backlog.grant_grace()
+            return False
         return (
             self._active
             and threading.get_ident() not in self._exempt

@@ -95,18 +95,21 @@ class KernelCommManager(LoggingConfigurable, CommManager):
     ).tag(config=True)
 
     iopub_backlog_messages = Int(
-        10_000,
+        100_000,
         min=0,
-        help="""Most IOPub messages that may wait in the kernel for a slow frontend;
-        beyond it, code sending from a cell (any thread but ipykernel's own) waits
-        for the frontend (0: no cap).""",
+        help="""Most IOPub messages that may wait in the kernel, at the socket for a
+        slow frontend or (comm messages) queued for the IOPub thread; beyond it,
+        code sending from a cell (any thread but ipykernel's own) waits (0: no cap).
+        A cell in a tight loop keeps the interpreter lock, so the IOPub thread takes
+        almost nothing until the loop ends: under the cap, the loop is not slowed.""",
     ).tag(config=True)
 
     iopub_backlog_bytes = Int(
         256 * 1024 * 1024,
         min=0,
-        help="""Most bytes of IOPub messages that may wait in the kernel for a slow
-        frontend; beyond it, code sending from a cell waits (0: no cap).""",
+        help="""Most bytes of IOPub messages that may wait in the kernel, at the socket
+        for a slow frontend or (the binary buffers of comm messages) queued for the
+        IOPub thread; beyond it, code sending from a cell waits (0: no cap).""",
     ).tag(config=True)
 
     #: The Installation that put this manager in its kernel (set by the installer).
