@@ -296,6 +296,40 @@ def test_interrupt_reaches_a_cell_held_back_by_a_stalled_reader(ext_kernel: Fron
     assert _stats(ext_kernel)["producer_waits"] >= 1
 
 
+def test_interrupt_outside_a_wait_still_shows_the_error(ext_kernel: Frontend) -> None:
+    """The interrupt lands in the cell's own code while another thread is held back.
+
+    The cell's error (its traceback flush) and idle status must not wait for the
+    stalled reader either: they went out only after the stall timeout (120 s here).
+    """
+    ext_kernel.run(HELD_BACK)
+    reader = RawIOPubReader(ext_kernel)
+    code = (
+        "import comm, threading, time\n"
+        "flood = comm.create_comm(target_name='flood')\n"
+        "stop = threading.Event()\n"
+        "def produce():\n"
+        "    while not stop.is_set():\n"
+        "        flood.send({'pad': 'x' * 1000})\n"
+        "threading.Thread(target=produce, daemon=True).start()\n"
+        "while True:\n"
+        "    time.sleep(0.01)\n"
+    )
+    try:
+        msg_id = ext_kernel.kc.execute(code, store_history=False)
+        time.sleep(3)  # zmq, TCP and the kernel's backlog fill; the thread is held back
+        start = time.monotonic()
+        _control_request(ext_kernel, "interrupt_request", {})
+        reply = ext_kernel._shell_reply(msg_id, 10)
+        assert reply["content"]["ename"] == "KeyboardInterrupt"
+        assert time.monotonic() - start <= SLACK
+    finally:
+        reader.close()
+    ext_kernel.wait_idle(msg_id)
+    ext_kernel.run("stop.set()")
+    assert _stats(ext_kernel)["producer_waits"] >= 1
+
+
 def test_shutdown_request_works_while_a_cell_is_held_back(ext_kernel: Frontend) -> None:
     ext_kernel.run(HELD_BACK)
     reader = RawIOPubReader(ext_kernel)
