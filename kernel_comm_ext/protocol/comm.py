@@ -215,7 +215,11 @@ class BaseComm:
         logger.debug("handle_msg[%s]", self.comm_id)
         self._record_in(msg)
         if self._msg_callback:
-            shell = _current_shell()
+            # IPython is imported only when a callback runs, and looked up on each
+            # message, as the comm package does (code that patches it is obeyed).
+            from IPython import get_ipython  # noqa: PLC0415
+
+            shell = get_ipython()
             if shell:
                 shell.events.trigger("pre_execute")
             run_callback(self._msg_callback, (msg,), self._manager, self._describe("on_msg"))
@@ -281,21 +285,3 @@ class BaseComm:
 
     def _describe(self, callback_kind: str) -> t.Callable[[], str]:
         return lambda: f"the {callback_kind} callback of comm {self.comm_id} ({self.target_name})"
-
-
-_get_ipython: t.Callable[[], t.Any] | None = None
-
-
-def _current_shell() -> t.Any:
-    """The running IPython shell, or None.
-
-    IPython is imported only when a callback first runs, as the comm package
-    does; the function is kept, since ``from IPython import get_ipython`` goes
-    through IPython's module ``__getattr__`` on every call (IPython 9).
-    """
-    global _get_ipython  # noqa: PLW0603
-    if _get_ipython is None:
-        from IPython.core.getipython import get_ipython  # noqa: PLC0415
-
-        _get_ipython = get_ipython
-    return _get_ipython()
