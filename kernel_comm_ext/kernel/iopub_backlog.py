@@ -130,9 +130,7 @@ class Backlog:
         with self._cond:
             self.messages -= messages
             self.nbytes -= nbytes
-            self._removed += messages
-            if self._waiting and not self.full():
-                self._cond.notify_all()
+            self._left(messages)
 
     def queue(self, messages: int, nbytes: int) -> None:
         """Count messages handed to the IOPub thread (creates no object: see ``wire.py``)."""
@@ -146,8 +144,14 @@ class Backlog:
         with self._cond:
             self.queued_messages -= messages
             self.queued_bytes -= nbytes
-            if self._waiting and not self.full():
-                self._cond.notify_all()
+            self._left(messages)
+
+    def _left(self, messages: int) -> None:
+        # Under the lock. Messages leaving the queue are progress too: a sender
+        # held back by queued messages must not give up while they drain.
+        self._removed += messages
+        if self._waiting and not self.full():
+            self._cond.notify_all()
 
     def _note_peak(self) -> None:
         self.peak_messages = max(self.peak_messages, self.messages + self.queued_messages)

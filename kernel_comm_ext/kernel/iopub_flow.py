@@ -291,14 +291,14 @@ class IOPubFlow:
         self._plain_schedule(action)
 
     def _may_wait(self) -> bool:
-        # Never hold back ipykernel's own threads (the IOPub thread would wait
-        # for itself; control must keep answering), nor anyone once stopped or
-        # once the kernel was asked to shut down.
         if isinstance(sys.exc_info()[1], KeyboardInterrupt):
             # The user interrupted a cell outside a wait: its error, and the idle
             # status after it, must reach the frontend as they do after one inside.
             self._backlog.grant_grace()
             return False
+        # Never hold back ipykernel's own threads (the IOPub thread would wait
+        # for itself; control must keep answering), nor anyone once stopped or
+        # once the kernel was asked to shut down.
         return (
             self._active
             and threading.get_ident() not in self._exempt

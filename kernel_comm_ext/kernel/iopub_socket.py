@@ -233,9 +233,7 @@ class LosslessSocket:
     ) -> None:
         # The IOPub thread is gone (shutdown, forked child): nothing could
         # retry, so never wait here.
-        try:
-            self._send(parts, flags, copy, track, kwargs)
-        except zmq.Again:
+        if not self._try_send(parts, flags, copy, track, kwargs):
             self.dropped += 1
 
     # waiting for a reader
