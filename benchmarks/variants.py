@@ -53,6 +53,13 @@ VARIANTS: dict[str, Variant] = {
             extension=True,
         ),
         Variant(
+            "ext-wakeups",
+            "the extension waking the IOPub thread once per message, as ipykernel does",
+            setup="get_ipython().config.KernelCommManager.batch_iopub_wakeups = False\n"
+            "%load_ext kernel_comm_ext",
+            extension=True,
+        ),
+        Variant(
             "ext-bare",
             "the extension with lossless IOPub and the rate budget off",
             setup="%load_ext kernel_comm_ext\n%config KernelCommManager.lossless_iopub = False\n"

@@ -369,12 +369,15 @@ def test_setting_turns_lossless_iopub_off_and_on(kernel: Frontend) -> None:
         "get_ipython().config.KernelCommManager.lossless_iopub = False\n%load_ext kernel_comm_ext"
     )
     assert kernel.eval(f"{STATS}.state") == "off"
-    assert kernel.eval("iopub_state()") == (False, True, 1000, False)
+    # ipykernel's socket; ``schedule`` is the extension's scheduler (iopub_schedule.py).
+    assert kernel.eval("iopub_state()") == (False, True, 1000, True)
     kernel.run("%config KernelCommManager.iopub_sndhwm = 5000")
     kernel.run("%config KernelCommManager.lossless_iopub = True")
     assert kernel.eval(f"{STATS}.state") == "lossless"
     assert kernel.eval("iopub_state()") == (True, False, 5000, True)
     kernel.run("%config KernelCommManager.lossless_iopub = False")
+    assert kernel.eval("iopub_state()") == (False, True, 1000, True)
+    kernel.run("%unload_ext kernel_comm_ext")
     assert kernel.eval("iopub_state()") == (False, True, 1000, False)
 
 

@@ -2,16 +2,17 @@
 
 ipykernel sends every IOPub message (output, status, comm messages) through
 its ``IOPubThread``: ``send_multipart`` queues the send onto that thread's
-event loop, which hands it to the zmq socket. Installing a flow replaces two
-things on that object, both restored on ``stop``:
+event loop, which hands it to the zmq socket. Starting a flow changes two
+things, both undone by ``stop``:
 
 - ``iopub_thread.socket`` becomes a ``LosslessSocket`` (set up on the IOPub
   thread, the socket's only user): sends wait for slow readers instead of
   being dropped, with the fallback for readers that read nothing;
-- ``iopub_thread.schedule`` (through which every IOPub message and stream
-  flush reaches that thread) first waits while the ``Backlog`` of messages
-  kept for slow readers is at its cap, so code sending from any thread but
-  ipykernel's own (IOPub, control, shell channel) is held back: backpressure.
+- the gate of the ``IOPubScheduler`` (``iopub_thread.schedule``, through which
+  every IOPub message and stream flush reaches that thread) first waits while
+  the ``Backlog`` of messages kept for slow readers is at its cap, so code
+  sending from any thread but ipykernel's own (IOPub, control, shell channel)
+  is held back: backpressure.
 
 Both ipykernel 6 (a PUB socket) and 7 (XPUB) are handled; an IOPub thread
 without the expected parts is left alone with a log line.
@@ -29,6 +30,7 @@ import zmq
 
 from ..report import format_bytes
 from .iopub_backlog import Backlog
+from .iopub_schedule import IOPubScheduler
 from .iopub_socket import LosslessSocket
 
 STALL_SETTING = "KernelCommManager.iopub_stall_timeout"
@@ -40,8 +42,6 @@ APPLY_TIMEOUT = 5.0
 # timeout plus this long: the IOPub thread falls back within the stall timeout,
 # so it must be stuck (e.g. a comm collected on it waits for a lock the sender holds).
 PATIENCE_MARGIN = 2.0
-
-_NOT_SET = object()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,6 +124,7 @@ class IOPubFlow:
     def __init__(
         self,
         kernel: t.Any,
+        scheduler: IOPubScheduler,
         *,
         sndhwm: int,
         max_messages: int,
@@ -133,13 +134,13 @@ class IOPubFlow:
     ) -> None:
         self.kernel = kernel
         self.log = log
+        self._scheduler = scheduler
         self._sndhwm = sndhwm
         self._stall_timeout = stall_timeout
         self._backlog = Backlog(max_messages, max_bytes)
         self._thread: t.Any = None
         self._socket: LosslessSocket | None = None
         self._original_sndhwm: int | None = None
-        self._saved_schedule: t.Any = _NOT_SET
         self._exempt: frozenset[int | None] = frozenset()
         self._active = False
         self._unavailable: str | None = None
@@ -152,6 +153,8 @@ class IOPubFlow:
             return True
         iopub_thread: t.Any = getattr(self.kernel, "iopub_thread", None)
         reason = unsupported_reason(iopub_thread)
+        if reason is None and not self._scheduler.active:
+            reason = "kernel-comm-ext does not schedule work on its IOPub thread"
         if reason is not None:
             self._unavailable = reason
             self.log.info("kernel-comm-ext: lossless IOPub is not available: %s", reason)
@@ -192,8 +195,7 @@ class IOPubFlow:
             STALL_SETTING,
         )
         iopub_thread.socket = self._socket
-        self._saved_schedule = vars(iopub_thread).get("schedule", _NOT_SET)
-        iopub_thread.schedule = self._schedule
+        self._scheduler.gate = self._hold_back
         self._active = True
 
     def stop(self, timeout: float | None = None) -> None:
@@ -206,12 +208,8 @@ class IOPubFlow:
         if not self._active:
             return
         self._active = False
-        iopub_thread = self._thread
-        if vars(iopub_thread).get("schedule") == self._schedule:
-            if self._saved_schedule is _NOT_SET:
-                del iopub_thread.schedule
-            else:
-                iopub_thread.schedule = self._saved_schedule
+        if self._scheduler.gate == self._hold_back:
+            self._scheduler.gate = None
         self._backlog.wake()
         if timeout is None:
             timeout = self._stall_timeout + APPLY_TIMEOUT
@@ -256,7 +254,7 @@ class IOPubFlow:
             finally:
                 done.set()
 
-        self._plain_schedule(run)
+        self._scheduler.enqueue(run)
         if not done.wait(timeout):
             self.log.warning(
                 "kernel-comm-ext: the IOPub thread did not %s within %g s; it will when it can",
@@ -271,24 +269,11 @@ class IOPubFlow:
 
     # the senders' side
 
-    def _plain_schedule(self, action: t.Callable[[], None]) -> None:
-        """Schedule on the IOPub thread as ipykernel does (or the wrapper before ours)."""
-        if self._saved_schedule is not _NOT_SET:
-            self._saved_schedule(action)
-        else:
-            type(self._thread).schedule(self._thread, action)
-
-    def _schedule(self, action: t.Callable[[], None]) -> None:
-        """``IOPubThread.schedule``, first waiting while the backlog is at its cap."""
+    def _hold_back(self) -> None:
+        """The scheduler's gate: wait while the backlog is at its cap (unless exempt)."""
         backlog = self._backlog
         if backlog.full() and self._may_wait():
-            try:
-                backlog.wait_for_room(self._may_wait, self._stall_timeout + PATIENCE_MARGIN)
-            finally:
-                # Also when interrupted: the message (or flush) was already made.
-                self._plain_schedule(action)
-            return
-        self._plain_schedule(action)
+            backlog.wait_for_room(self._may_wait, self._stall_timeout + PATIENCE_MARGIN)
 
     def _may_wait(self) -> bool:
         if isinstance(sys.exc_info()[1], KeyboardInterrupt):

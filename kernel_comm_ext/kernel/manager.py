@@ -19,6 +19,7 @@ from ..protocol.manager import CommManager
 from ..protocol.stats import CommStats
 from .comm import KernelComm
 from .iopub_flow import IOPubFlow, IOPubStats, describe
+from .iopub_schedule import IOPubScheduler, unsupported_reason
 from .sender import CommSender, DeliveryStats
 
 
@@ -112,6 +113,14 @@ class KernelCommManager(LoggingConfigurable, CommManager):
         IOPub thread; beyond it, code sending from a cell waits (0: no cap).""",
     ).tag(config=True)
 
+    batch_iopub_wakeups = Bool(
+        True,
+        help="""Wake ipykernel's IOPub thread once for everything handed to it since it
+        last ran, instead of once per message or stream flush (order is kept). Read
+        when kernel-comm-ext loads: to change it in a running kernel, set it with
+        %config and run %reload_ext kernel_comm_ext.""",
+    ).tag(config=True)
+
     #: The Installation that put this manager in its kernel (set by the installer).
     installation: t.Any = None
 
@@ -126,6 +135,7 @@ class KernelCommManager(LoggingConfigurable, CommManager):
         )
         self._report_sections: dict[str, t.Callable[[], str | None]] = {}
         self.add_report_section("Flow control", lambda: self.sender.stats().describe())
+        self.iopub_scheduler: IOPubScheduler | None = None
         self.iopub_flow: IOPubFlow | None = None
         self.add_report_section("IOPub channel", lambda: describe(self.iopub_stats()))
 
@@ -185,14 +195,40 @@ class KernelCommManager(LoggingConfigurable, CommManager):
                 sections.append((title, text))
         return sections
 
-    # lossless IOPub (iopub_flow.py)
+    # the IOPub thread (iopub_schedule.py, iopub_flow.py)
+
+    def start_iopub(self) -> None:
+        """Take over scheduling on the IOPub thread; lossless if ``lossless_iopub`` (on install)."""
+        iopub_thread = getattr(self.kernel, "iopub_thread", None)
+        reason = unsupported_reason(iopub_thread)
+        if reason is not None:
+            self.log.info("kernel-comm-ext: ipykernel schedules its IOPub thread: %s", reason)
+            return
+        self.iopub_scheduler = IOPubScheduler(
+            iopub_thread, batch_wakeups=self.batch_iopub_wakeups, log=self.log
+        )
+        self.iopub_scheduler.start()
+        self.sender.hand_off_through(self.iopub_scheduler.queue)
+        self.start_iopub_flow()
+
+    def stop_iopub(self) -> None:
+        """Give the IOPub thread back to ipykernel as it was (on uninstall)."""
+        self.stop_iopub_flow()
+        scheduler = self.iopub_scheduler
+        if scheduler is not None:
+            self.sender.hand_off_through(None)
+            scheduler.stop()
 
     def start_iopub_flow(self) -> None:
-        """Make the kernel's IOPub channel lossless if ``lossless_iopub`` (called on install)."""
+        """Make the kernel's IOPub channel lossless if ``lossless_iopub``."""
+        scheduler = self.iopub_scheduler
         if not self.lossless_iopub or (self.iopub_flow is not None and self.iopub_flow.active):
+            return
+        if scheduler is None or not scheduler.active:
             return
         self.iopub_flow = IOPubFlow(
             self.kernel,
+            scheduler,
             sndhwm=self.iopub_sndhwm,
             max_messages=self.iopub_backlog_messages,
             max_bytes=self.iopub_backlog_bytes,
@@ -203,7 +239,7 @@ class KernelCommManager(LoggingConfigurable, CommManager):
             self.sender.count_queued_in(self.iopub_flow.backlog)
 
     def stop_iopub_flow(self) -> None:
-        """Restore ipykernel's IOPub sending and socket options (called on uninstall)."""
+        """Restore ipykernel's IOPub sending and socket options."""
         if self.iopub_flow is not None:
             self.sender.count_queued_in(None)
             self.iopub_flow.stop()
@@ -222,6 +258,15 @@ class KernelCommManager(LoggingConfigurable, CommManager):
             self.start_iopub_flow()
         else:
             self.stop_iopub_flow()
+
+    @observe("batch_iopub_wakeups")
+    def _batch_iopub_wakeups_changed(self, change: t.Any) -> None:
+        if self.installation is not None:
+            self.log.warning(
+                "kernel-comm-ext: %s = %s takes effect at %%reload_ext kernel_comm_ext",
+                self.setting_name("batch_iopub_wakeups"),
+                change["new"],
+            )
 
     @observe("iopub_sndhwm", "iopub_stall_timeout", "iopub_backlog_messages", "iopub_backlog_bytes")
     def _iopub_setting_changed(self, change: t.Any) -> None:

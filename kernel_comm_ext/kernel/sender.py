@@ -25,6 +25,7 @@ The fast path (budget left, nothing held, no pacing) takes no lock.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import logging
@@ -396,6 +397,14 @@ class CommSender:
         """
         if isinstance(self.iopub_socket, IOPubBatch):
             self.iopub_socket.backlog = backlog
+
+    def hand_off_through(self, queue: collections.deque[t.Any] | None) -> None:
+        """Batch comm messages in ``queue``, where the IOPub thread's scheduler keeps its work.
+
+        None: in ipykernel's own queue (the scheduler is gone).
+        """
+        if isinstance(self.iopub_socket, IOPubBatch):
+            self.iopub_socket.hand_off_through(queue)
 
     def stats(self) -> DeliveryStats:
         """What this sender did so far (counts from several threads are approximate)."""

@@ -23,6 +23,7 @@ socket wakes its IOPub thread once per message. Here:
 
 from __future__ import annotations
 
+import collections
 import os
 import threading
 import typing as t
@@ -144,7 +145,7 @@ class IOPubBatch:
     def __init__(self, iopub_socket: t.Any, io_thread: t.Any) -> None:
         self.iopub_socket = iopub_socket
         self._io_thread = io_thread
-        self._events = io_thread._events
+        self._events: collections.deque[t.Any] = io_thread._events
         # Nothing that can start the garbage collector (which may close a comm, and so
         # send, from BaseComm.__del__) runs while this is held: no object is created.
         self._lock = threading.RLock()
@@ -161,6 +162,14 @@ class IOPubBatch:
         ):
             return cls(iopub_socket, io_thread)
         return iopub_socket
+
+    def hand_off_through(self, queue: collections.deque[t.Any] | None) -> None:
+        """Join batches while they are last in ``queue`` (None: ipykernel's own queue).
+
+        Batches go to the IOPub thread through ``schedule``; a scheduler standing
+        in for it (``iopub_schedule.py``) keeps them in a queue of its own.
+        """
+        self._events = self._io_thread._events if queue is None else queue
 
     def send_multipart(self, frames: Frames, copy: bool = True, nbytes: int = 0) -> None:
         """Queue one message (with ``nbytes`` of buffers) for the IOPub thread."""
