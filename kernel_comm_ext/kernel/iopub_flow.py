@@ -71,6 +71,10 @@ class IOPubStats:
     backlog_bytes: int = 0
     peak_backlog_messages: int = 0
     peak_backlog_bytes: int = 0
+    #: Work handed to the IOPub thread (messages, batches of comm messages, stream
+    #: flushes) and the wake-ups of that thread it took (``iopub_schedule.py``).
+    handed_off: int = 0
+    wakeups: int = 0
 
 
 def describe(stats: IOPubStats) -> str | None:
@@ -95,6 +99,7 @@ def describe(stats: IOPubStats) -> str | None:
             f"waiting in the kernel: {stats.backlog_messages} messages"
             f" ({format_bytes(stats.backlog_bytes)}), at most {stats.peak_backlog_messages}"
             f" ({format_bytes(stats.peak_backlog_bytes)})",
+            f"handed to the IOPub thread: {stats.handed_off} times, in {stats.wakeups} wake-ups",
         ]
     )
 

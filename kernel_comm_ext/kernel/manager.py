@@ -10,6 +10,7 @@ coroutine callbacks run on, and how callback errors reach the notebook user.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import typing as t
 
 from traitlets import Bool, Float, Instance, Int, observe
@@ -246,9 +247,11 @@ class KernelCommManager(LoggingConfigurable, CommManager):
 
     def iopub_stats(self) -> IOPubStats:
         """Figures of the IOPub channel: waits, fallbacks, dropped messages, backlog."""
-        if self.iopub_flow is None:
-            return IOPubStats(state="off")
-        return self.iopub_flow.stats()
+        stats = IOPubStats(state="off") if self.iopub_flow is None else self.iopub_flow.stats()
+        scheduler = self.iopub_scheduler
+        if scheduler is None:
+            return stats
+        return dataclasses.replace(stats, handed_off=scheduler.scheduled, wakeups=scheduler.wakeups)
 
     @observe("lossless_iopub")
     def _lossless_iopub_changed(self, change: t.Any) -> None:
