@@ -131,14 +131,25 @@ class IOPubScheduler:
         if not self._thread.is_alive():
             action()  # as ipykernel (a forked child, or after shutdown)
             return
-        with self._lock:
-            self._queue.append(action)
-            self.scheduled += 1
-            if self._drain_queued:
-                return
-            self._drain_queued = True
-            self.wakeups += 1
-        self._plain_schedule(self._drain)
+        waking = False
+        try:
+            with self._lock:
+                self._queue.append(action)
+                self.scheduled += 1
+                if self._drain_queued:
+                    return
+                waking = True
+                self._drain_queued = True
+                self.wakeups += 1
+            self._plain_schedule(self._drain)
+        except BaseException:
+            if waking:
+                # Interrupted (KeyboardInterrupt) before the drain was surely queued:
+                # the next call wakes the thread again. Two drains do no harm; a
+                # queue nobody drains would hold every IOPub message from now on.
+                with self._lock:
+                    self._drain_queued = False
+            raise
 
     def _plain_schedule(self, action: Action) -> None:
         """Schedule as ipykernel does (or whoever wrapped ``schedule`` before us)."""
