@@ -1,4 +1,4 @@
-"""The workloads W1-W6 of issue 6: kernel-side code plus what the frontend measures.
+"""The workloads W1-W6: kernel-side code plus what the frontend measures.
 
 Each workload runs the same code in every kernel; only the comm layer under it
 differs. ``setup`` and ``teardown`` are not timed. ``run`` returns the figures

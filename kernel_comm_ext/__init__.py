@@ -4,18 +4,18 @@
 this package's (see ``installer.py`` for exactly what is swapped);
 ``%unload_ext kernel_comm_ext`` puts the previous one back. Open comms and
 registered targets move both ways. Loading also adds the ``%comm`` magic
-(``magic.py``); ``autoload.py`` loads the extension into every new kernel.
+(``tools/magic.py``); ``autoload.py`` loads the extension into every new kernel.
 """
 
 from __future__ import annotations
 
 import typing as t
 
-from . import magic
 from ._version import __version__
 from .installer import install, uninstall
 from .kernel import KernelComm, KernelCommManager
 from .protocol import BaseComm, CommManager, CommStats
+from .tools import magic
 
 __all__ = [
     "BaseComm",

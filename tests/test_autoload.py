@@ -1,4 +1,4 @@
-"""Auto-enable through jupyter-config/, its off switch and the status command (issue 4).
+"""Auto-enable through jupyter-config/, its off switch and the status command.
 
 The package is built and installed into a fresh virtual environment (as a wheel,
 and as an editable checkout); kernels are started from that environment's own
@@ -119,7 +119,7 @@ def test_wheel_ships_the_startup_file_and_no_kernel_config(wheel: Path) -> None:
         assert whl.read(data[0]) == STARTUP_SOURCE.read_bytes()
         entry_points = whl.read(next(n for n in names if n.endswith("entry_points.txt")))
     assert not [n for n in names if "ipython_kernel_config" in n or "ipython_config" in n]
-    assert b"jupyter-kernel-comm-ext = kernel_comm_ext.cli:main" in entry_points
+    assert b"jupyter-kernel-comm-ext = kernel_comm_ext.tools.cli:main" in entry_points
 
 
 # In a fresh environment

@@ -1,4 +1,4 @@
-"""Every entry point tolerates bad input (SPEC item 2).
+"""Every entry point tolerates bad input.
 
 Each malformed ``comm_open``/``comm_msg``/``comm_close`` gets a clear log line
 and no exception out of a handler; open comms stay open, are neither replaced

@@ -1,4 +1,4 @@
-"""Binary buffers arrive byte-exact; a non-contiguous one is refused before sending (SPEC 5)."""
+"""Binary buffers arrive byte-exact; a non-contiguous one is refused before sending."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Callbacks may be coroutines; their errors are logged and shown to the user (SPEC item 3).
+"""Callbacks may be coroutines; their errors are logged and shown to the user.
 
 ``async def`` targets, ``on_msg`` and ``on_close`` run on the kernel's event
 loop and start in arrival order. An exception from any callback, sync or

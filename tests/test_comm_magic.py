@@ -1,4 +1,4 @@
-"""The %comm magic (SPEC item 8): open comms with their figures, targets, closing by id."""
+"""The %comm magic: open comms with their figures, targets, closing by id."""
 
 from __future__ import annotations
 

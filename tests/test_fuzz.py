@@ -1,4 +1,4 @@
-"""Property-based test: thousands of generated comm messages, well-formed or not (SPEC item 2).
+"""Property-based test: thousands of generated comm messages, well-formed or not.
 
 Hypothesis generates batches of ``comm_open``/``comm_msg``/``comm_close``
 messages (valid ones on open, closed and unknown comms, and every malformed

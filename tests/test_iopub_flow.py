@@ -1,4 +1,4 @@
-"""Lossless IOPub (SPEC item 10, issue 8): nothing dropped for a slow reader, no kernel frozen.
+"""Lossless IOPub: nothing dropped for a slow reader, no kernel frozen.
 
 Every test runs a real kernel; a raw zmq SUB socket on the kernel's IOPub port
 plays the frontend being tested (slow, stalled, or going away) while the test
@@ -12,7 +12,7 @@ import typing as t
 
 import pytest
 
-from kernel_comm_ext.kernel.wire import MAX_BATCH_MESSAGES
+from kernel_comm_ext.iopub.wire import MAX_BATCH_MESSAGES
 
 from .frontend import Frontend
 from .iopub_reader import RawIOPubReader, is_idle_of
@@ -38,7 +38,7 @@ PAD = 1000
 
 ON_IOPUB_THREAD = """
 import threading, zmq
-from kernel_comm_ext.kernel.iopub_socket import LosslessSocket
+from kernel_comm_ext.iopub.socket import LosslessSocket
 _th = get_ipython().kernel.iopub_thread
 def on_iopub(f):
     box, done = [], threading.Event()

@@ -13,7 +13,7 @@ import typing as t
 
 import pytest
 
-from kernel_comm_ext.kernel.iopub_schedule import IOPubScheduler
+from kernel_comm_ext.iopub.scheduler import IOPubScheduler
 
 from .frontend import Frontend
 

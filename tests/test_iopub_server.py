@@ -56,7 +56,7 @@ display(s)
 
 
 def test_slider_ends_on_the_final_value_with_lossless_iopub(server_kernel: ServerKernel) -> None:
-    """20,000 slider updates: the client holds the last (with the coalescing of issue 6)."""
+    """20,000 slider updates: the client holds the last (with coalescing)."""
     server_kernel.execute("%load_ext kernel_comm_ext")
     since = server_kernel.mark()
     server_kernel.execute(SLIDER)

@@ -1,4 +1,4 @@
-"""No leaks: 50,000 open/close cycles leave nothing behind (issue 3, item 6).
+"""No leaks: 50,000 open/close cycles leave nothing behind.
 
 Half the comms are opened and closed by the frontend (sent in batches, one
 barrier per batch), half by a kernel thread (paced by the test frontend, see

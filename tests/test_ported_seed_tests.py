@@ -2,7 +2,7 @@
 
 Sources: ``tests/test_comm.py`` of ipython/comm and of ipython/ipykernel. They
 run in-process against the protocol layer (it knows nothing of ipykernel);
-the same behaviour is checked end to end in test_kernel_comms.py. Where SPEC.md
+the same behaviour is checked end to end in test_kernel_comms.py. Where this package
 deliberately differs from the seed, the test says so.
 """
 
@@ -108,7 +108,7 @@ def test_comm_manager_handlers(manager: CommManager) -> None:
     assert manager.get_comm(comm.comm_id) == comm
     assert manager.get_comm("foo") is None
 
-    # SPEC.md differs from ipykernel here: ipykernel lets a comm_open carrying
+    # This package differs from ipykernel here: ipykernel lets a comm_open carrying
     # the id of an open comm replace that comm; we refuse it and keep the open one.
     msg = {"content": {"comm_id": comm.comm_id, "target_name": "foo"}}
     manager.comm_open(None, None, msg)

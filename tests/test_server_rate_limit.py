@@ -1,4 +1,4 @@
-"""Widget state survives Jupyter Server's IOPub rate limit (SPEC item 10, issue 6 part 2).
+"""Widget state survives Jupyter Server's IOPub rate limit.
 
 A real ``jupyter server`` with its default limits (1,000 msg/s over 3 s)
 forwards the kernel's messages to a websocket client, as to JupyterLab. With

@@ -1,4 +1,4 @@
-"""Parity with ipykernel 7: subshell reply routing, comms while an async cell awaits (SPEC 4, 6).
+"""Parity with ipykernel 7: subshell reply routing, comms while an async cell awaits.
 
 Each test runs on ipykernel's own comm layer and on ours: what ipykernel
 promises, the extension must keep. Tests skip where the installed ipykernel

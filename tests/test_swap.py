@@ -1,4 +1,4 @@
-"""Loading and unloading the extension in a live kernel loses nothing (SPEC item 1)."""
+"""Loading and unloading the extension in a live kernel loses nothing."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Comms from many threads at once (SPEC item 4).
+"""Comms from many threads at once.
 
 Kernel threads create, send on and close comms concurrently; every message
 arrives, each thread's in the order it sent them, and the registry stays

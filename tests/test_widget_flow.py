@@ -1,4 +1,4 @@
-"""Flow control of widget state (SPEC item 10): held widget updates coalesce, nothing else does.
+"""Flow control of widget state: held widget updates coalesce, nothing else does.
 
 Real kernels with the extension loaded, read over ZMQ by tests/frontend.py.
 A low ``rate_budget`` makes the budget run out early, so the rules show

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ipywidgets.widgets.widget import _remove_buffers
 
-from kernel_comm_ext.kernel.widget_updates import WidgetUpdate
+from kernel_comm_ext.delivery.widget_updates import WidgetUpdate
 
 PARENT = {"header": {"msg_id": "cell-1"}}
 

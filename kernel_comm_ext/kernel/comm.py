@@ -10,7 +10,7 @@ from ..protocol.comm import BaseComm, BuffersType, MaybeDict
 from .buffers import as_buffer_views
 
 if t.TYPE_CHECKING:
-    from .sender import CommSender
+    from ..delivery.sender import CommSender
 
 
 # No subshell has sent on the comm yet: the frontend's messages go where they are addressed.

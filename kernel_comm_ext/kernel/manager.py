@@ -16,12 +16,12 @@ import typing as t
 from traitlets import Bool, Float, Instance, Int, observe
 from traitlets.config import LoggingConfigurable
 
+from ..delivery.sender import CommSender, DeliveryStats
+from ..iopub.lossless import IOPubStats, LosslessIOPub, describe
+from ..iopub.scheduler import IOPubScheduler, unsupported_reason
 from ..protocol.manager import CommManager
 from ..protocol.stats import CommStats
 from .comm import KernelComm
-from .iopub_flow import IOPubFlow, IOPubStats, describe
-from .iopub_schedule import IOPubScheduler, unsupported_reason
-from .sender import CommSender, DeliveryStats
 
 
 class KernelCommManager(LoggingConfigurable, CommManager):
@@ -137,7 +137,7 @@ class KernelCommManager(LoggingConfigurable, CommManager):
         self._report_sections: dict[str, t.Callable[[], str | None]] = {}
         self.add_report_section("Flow control", lambda: self.sender.stats().describe())
         self.iopub_scheduler: IOPubScheduler | None = None
-        self.iopub_flow: IOPubFlow | None = None
+        self.lossless: LosslessIOPub | None = None
         self.add_report_section("IOPub channel", lambda: describe(self.iopub_stats()))
 
     @observe("rate_budget", "coalesce_updates", "pace_messages")
@@ -196,7 +196,7 @@ class KernelCommManager(LoggingConfigurable, CommManager):
                 sections.append((title, text))
         return sections
 
-    # the IOPub thread (iopub_schedule.py, iopub_flow.py)
+    # the IOPub thread (iopub/scheduler.py, iopub/lossless.py)
 
     def start_iopub(self) -> None:
         """Take over scheduling on the IOPub thread; lossless if ``lossless_iopub`` (on install)."""
@@ -210,24 +210,24 @@ class KernelCommManager(LoggingConfigurable, CommManager):
         )
         self.iopub_scheduler.start()
         self.sender.hand_off_through(self.iopub_scheduler.queue)
-        self.start_iopub_flow()
+        self.start_lossless()
 
     def stop_iopub(self) -> None:
         """Give the IOPub thread back to ipykernel as it was (on uninstall)."""
-        self.stop_iopub_flow()
+        self.stop_lossless()
         scheduler = self.iopub_scheduler
         if scheduler is not None:
             self.sender.hand_off_through(None)
             scheduler.stop()
 
-    def start_iopub_flow(self) -> None:
+    def start_lossless(self) -> None:
         """Make the kernel's IOPub channel lossless if ``lossless_iopub``."""
         scheduler = self.iopub_scheduler
-        if not self.lossless_iopub or (self.iopub_flow is not None and self.iopub_flow.active):
+        if not self.lossless_iopub or (self.lossless is not None and self.lossless.active):
             return
         if scheduler is None or not scheduler.active:
             return
-        self.iopub_flow = IOPubFlow(
+        self.lossless = LosslessIOPub(
             self.kernel,
             scheduler,
             sndhwm=self.iopub_sndhwm,
@@ -236,18 +236,18 @@ class KernelCommManager(LoggingConfigurable, CommManager):
             stall_timeout=self.iopub_stall_timeout,
             log=self.log,
         )
-        if self.iopub_flow.start():
-            self.sender.count_queued_in(self.iopub_flow.backlog)
+        if self.lossless.start():
+            self.sender.count_queued_in(self.lossless.backlog)
 
-    def stop_iopub_flow(self) -> None:
+    def stop_lossless(self) -> None:
         """Restore ipykernel's IOPub sending and socket options."""
-        if self.iopub_flow is not None:
+        if self.lossless is not None:
             self.sender.count_queued_in(None)
-            self.iopub_flow.stop()
+            self.lossless.stop()
 
     def iopub_stats(self) -> IOPubStats:
         """Figures of the IOPub channel: waits, fallbacks, dropped messages, backlog."""
-        stats = IOPubStats(state="off") if self.iopub_flow is None else self.iopub_flow.stats()
+        stats = IOPubStats(state="off") if self.lossless is None else self.lossless.stats()
         scheduler = self.iopub_scheduler
         if scheduler is None:
             return stats
@@ -258,9 +258,9 @@ class KernelCommManager(LoggingConfigurable, CommManager):
         if self.installation is None:
             return
         if change["new"]:
-            self.start_iopub_flow()
+            self.start_lossless()
         else:
-            self.stop_iopub_flow()
+            self.stop_lossless()
 
     @observe("batch_iopub_wakeups")
     def _batch_iopub_wakeups_changed(self, change: t.Any) -> None:
@@ -273,8 +273,8 @@ class KernelCommManager(LoggingConfigurable, CommManager):
 
     @observe("iopub_sndhwm", "iopub_stall_timeout", "iopub_backlog_messages", "iopub_backlog_bytes")
     def _iopub_setting_changed(self, change: t.Any) -> None:
-        if self.iopub_flow is not None:
-            self.iopub_flow.configure(
+        if self.lossless is not None:
+            self.lossless.configure(
                 sndhwm=self.iopub_sndhwm,
                 max_messages=self.iopub_backlog_messages,
                 max_bytes=self.iopub_backlog_bytes,

@@ -35,3 +35,15 @@ def buffer_nbytes(buffers: t.Iterable[t.Any]) -> int:
         except TypeError:
             continue
     return total
+
+
+def format_bytes(n: int) -> str:
+    """A byte count for people: exact below 1 KiB, else one decimal in KiB/MiB/GiB."""
+    if n < 1024:
+        return f"{n} B"
+    value = float(n)
+    for unit in ("KiB", "MiB", "GiB"):
+        value /= 1024
+        if value < 1024 or unit == "GiB":
+            break
+    return f"{value:.1f} {unit}"

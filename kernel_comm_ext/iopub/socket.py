@@ -33,7 +33,7 @@ import typing as t
 
 import zmq
 
-from .iopub_backlog import Backlog, frames_nbytes
+from .backlog import Backlog, frames_nbytes
 
 _NOBLOCK = int(zmq.NOBLOCK)
 

@@ -14,9 +14,9 @@ import os
 import sys
 import typing as t
 
+from .._version import __version__
+from ..autoload import ENV_VAR, SETTING
 from . import status
-from ._version import __version__
-from .autoload import ENV_VAR, SETTING
 
 ACTIVE, NOT_ACTIVE, CHECK_FAILED = 0, 1, 2
 

@@ -3,7 +3,7 @@
 ``session.send`` on ipykernel's IOPub socket only queues the frames for the
 IOPub thread, so it is safe from any thread and keeps each thread's order.
 
-Flow control (SPEC item 10). Jupyter Server drops IOPub messages past its rate
+Flow control. Jupyter Server drops IOPub messages past its rate
 limit, so a loop that sets a widget's value 20,000 times can leave the page on
 a stale value. With a rate budget (``rate_budget.py``), a message under budget
 goes out at once; an ipywidgets ``update`` over budget is held, and later
@@ -33,13 +33,13 @@ import threading
 import time
 import typing as t
 
+from ..iopub.wire import IOPubBatch, MessageWriter
 from .rate_budget import RateBudget
 from .widget_updates import WidgetUpdate
-from .wire import IOPubBatch, MessageWriter
 
 if t.TYPE_CHECKING:
+    from ..iopub.backlog import Backlog
     from ..protocol.comm import BaseComm
-    from .iopub_backlog import Backlog
 
 logger = logging.getLogger("kernel_comm_ext")
 

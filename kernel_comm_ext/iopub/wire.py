@@ -31,7 +31,7 @@ import typing as t
 from jupyter_client.session import DELIM, extract_header
 
 if t.TYPE_CHECKING:
-    from .iopub_backlog import Backlog
+    from .backlog import Backlog
 
 Frames = list[t.Any]
 
@@ -167,7 +167,7 @@ class IOPubBatch:
         """Join batches while they are last in ``queue`` (None: ipykernel's own queue).
 
         Batches go to the IOPub thread through ``schedule``; a scheduler standing
-        in for it (``iopub_schedule.py``) keeps them in a queue of its own.
+        in for it (``scheduler.py``) keeps them in a queue of its own.
         """
         self._events = self._io_thread._events if queue is None else queue
 

@@ -1,4 +1,4 @@
-"""IOPubFlow: makes a running ipykernel's IOPub channel lossless, and puts it back.
+"""LosslessIOPub: makes a running ipykernel's IOPub channel lossless, and puts it back.
 
 ipykernel sends every IOPub message (output, status, comm messages) through
 its ``IOPubThread``: ``send_multipart`` queues the send onto that thread's
@@ -28,10 +28,10 @@ import typing as t
 
 import zmq
 
-from ..report import format_bytes
-from .iopub_backlog import Backlog
-from .iopub_schedule import IOPubScheduler
-from .iopub_socket import LosslessSocket
+from ..protocol.stats import format_bytes
+from .backlog import Backlog
+from .scheduler import IOPubScheduler
+from .socket import LosslessSocket
 
 STALL_SETTING = "KernelCommManager.iopub_stall_timeout"
 
@@ -72,7 +72,7 @@ class IOPubStats:
     peak_backlog_messages: int = 0
     peak_backlog_bytes: int = 0
     #: Work handed to the IOPub thread (messages, batches of comm messages, stream
-    #: flushes) and the wake-ups of that thread it took (``iopub_schedule.py``).
+    #: flushes) and the wake-ups of that thread it took (``scheduler.py``).
     handed_off: int = 0
     wakeups: int = 0
 
@@ -123,7 +123,7 @@ def unsupported_reason(iopub_thread: t.Any) -> str | None:  # noqa: PLR0911
     return None
 
 
-class IOPubFlow:
+class LosslessIOPub:
     """Lossless IOPub for one kernel: ``start`` applies it, ``stop`` restores ipykernel's."""
 
     def __init__(

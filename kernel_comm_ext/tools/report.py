@@ -12,8 +12,8 @@ import dataclasses
 import time
 import typing as t
 
-from .protocol.comm import BaseComm
-from .protocol.stats import CommStats
+from ..protocol.comm import BaseComm
+from ..protocol.stats import CommStats, format_bytes
 
 MISSING = "-"
 
@@ -97,18 +97,6 @@ def callable_name(f: t.Any) -> str:
 def section(title: str, body: str) -> str:
     """An extra section of the report (a title line, then its text)."""
     return f"{title}\n{body}" if body else title
-
-
-def format_bytes(n: int) -> str:
-    """A byte count for people: exact below 1 KiB, else one decimal in KiB/MiB/GiB."""
-    if n < 1024:
-        return f"{n} B"
-    value = float(n)
-    for unit in ("KiB", "MiB", "GiB"):
-        value /= 1024
-        if value < 1024 or unit == "GiB":
-            break
-    return f"{value:.1f} {unit}"
 
 
 def format_duration(seconds: float) -> str:

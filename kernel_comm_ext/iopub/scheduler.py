@@ -16,7 +16,7 @@ Installed as ``iopub_thread.schedule``, the scheduler
   ipykernel's queue (``_drain``) runs everything queued, in order, until the
   queue is empty. Work scheduled after ``stop`` lands in ipykernel's queue
   behind that ``_drain``, so it still runs after everything queued before;
-- passes each call through ``gate``, set by lossless IOPub (``IOPubFlow``) to
+- passes each call through ``gate``, set by lossless IOPub (``LosslessIOPub``) to
   hold a sender back while the backlog is at its cap.
 
 A stopped IOPub thread runs the callable on the calling thread, as ipykernel does.

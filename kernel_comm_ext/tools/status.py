@@ -18,7 +18,7 @@ from pathlib import Path
 
 from traitlets.config import Config
 
-from .autoload import STARTUP_FILE_NAME, Decision, decide
+from ..autoload import STARTUP_FILE_NAME, Decision, decide
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Outgoing comm traffic: the rate budget, the merge rule of widget updates, the sender."""

@@ -1,0 +1,1 @@
+"""ipykernel's IOPub thread taken over: the wire, the scheduler, lossless sending."""
