@@ -86,7 +86,7 @@ def install(shell: t.Any) -> Installation | None:
     _replace_configurable(shell, previous, manager)
     # A comm another thread opened on the old manager during the swap.
     _move_registrations(previous, manager)
-    manager.start_iopub()
+    manager.iopub.start()
     manager.log.info(
         "kernel-comm-ext installed: %d comms and %d targets moved over",
         len(manager.comms),
@@ -117,7 +117,7 @@ def uninstall(shell: t.Any) -> bool:
     _replace_configurable(shell, manager, replaced.manager)
     _move_registrations(manager, replaced.manager)
     manager.sender.close()
-    manager.stop_iopub()
+    manager.iopub.stop()
     manager.installation = None
     return True
 

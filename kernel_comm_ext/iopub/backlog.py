@@ -37,7 +37,7 @@ class Backlog:
 
     The IOPub thread counts messages in when a reader has no room for them and
     out when they leave. Comm messages handed to the IOPub thread but not yet
-    taken by it count too (``queue``/``dequeue``): a thread that produces while
+    taken by it count too (``count_queued``/``count_taken``): a thread that produces while
     the IOPub thread waits for the interpreter lock would otherwise queue far
     past the cap. While either figure is at its cap (0: no cap),
     ``wait_for_room`` holds the calling thread, so a cell producing faster than
@@ -132,14 +132,14 @@ class Backlog:
             self.nbytes -= nbytes
             self._left(messages)
 
-    def queue(self, messages: int, nbytes: int) -> None:
+    def count_queued(self, messages: int, nbytes: int) -> None:
         """Count messages handed to the IOPub thread (creates no object: see ``wire.py``)."""
         with self._cond:
             self.queued_messages += messages
             self.queued_bytes += nbytes
             self._note_peak()
 
-    def dequeue(self, messages: int, nbytes: int) -> None:
+    def count_taken(self, messages: int, nbytes: int) -> None:
         """Count out messages the IOPub thread took; wake held-back senders."""
         with self._cond:
             self.queued_messages -= messages

@@ -2,7 +2,7 @@
 
 ipykernel sends every IOPub message (output, status, comm messages) through
 its ``IOPubThread``: ``send_multipart`` queues the send onto that thread's
-event loop, which hands it to the zmq socket. Starting a flow changes two
+event loop, which hands it to the zmq socket. ``start`` changes two
 things, both undone by ``stop``:
 
 - ``iopub_thread.socket`` becomes a ``LosslessSocket`` (set up on the IOPub
@@ -20,7 +20,6 @@ without the expected parts is left alone with a log line.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import sys
 import threading
@@ -28,14 +27,15 @@ import typing as t
 
 import zmq
 
-from ..protocol.stats import format_bytes
 from .backlog import Backlog
+from .ipykernel_internals import exempt_thread_idents, shutting_down, unsupported_reason
 from .scheduler import IOPubScheduler
 from .socket import LosslessSocket
+from .stats import IOPubStats
 
 STALL_SETTING = "KernelCommManager.iopub_stall_timeout"
 
-# How long start/stop wait for the IOPub thread to apply a change.
+# How long start/stop wait for the IOPub thread to apply a change (read at each call).
 APPLY_TIMEOUT = 5.0
 
 # A held-back sender stops waiting when nothing left the backlog for the stall
@@ -44,87 +44,13 @@ APPLY_TIMEOUT = 5.0
 PATIENCE_MARGIN = 2.0
 
 
-@dataclasses.dataclass(frozen=True)
-class IOPubStats:
-    """Figures of the kernel's IOPub channel (``KernelCommManager.iopub_stats()``, ``%comm``)."""
-
-    #: "lossless"; "off" (the setting, or unloaded); "unavailable" (this
-    #: kernel's IOPub thread is not one kernel-comm-ext can change).
-    state: str
-    #: The socket's send high-water mark (messages a reader may fall behind in zmq).
-    sndhwm: int | None = None
-    #: How often sends found a reader without room and waited, in how many
-    #: messages, for how long in total and at most.
-    waits: int = 0
-    waited_messages: int = 0
-    wait_seconds: float = 0.0
-    longest_wait_seconds: float = 0.0
-    #: How often, and how long in total, code sending was held back by the backlog cap.
-    producer_waits: int = 0
-    producer_wait_seconds: float = 0.0
-    #: How often a reader took nothing for the stall timeout, so the channel fell
-    #: back to dropping for it, and the messages that were waiting for it then.
-    fallbacks: int = 0
-    dropped: int = 0
-    #: What waits in the kernel now, and the most it held.
-    backlog_messages: int = 0
-    backlog_bytes: int = 0
-    peak_backlog_messages: int = 0
-    peak_backlog_bytes: int = 0
-    #: Work handed to the IOPub thread (messages, batches of comm messages, stream
-    #: flushes) and the wake-ups of that thread it took (``scheduler.py``).
-    handed_off: int = 0
-    wakeups: int = 0
-
-
-def describe(stats: IOPubStats) -> str | None:
-    """The ``%comm`` section of the IOPub channel's figures; None while there is no news.
-
-    News: a send waited, a cell was held back, a stalled frontend was given up
-    on, or the channel could not be made lossless in this kernel.
-    """
-    if stats.state == "unavailable":
-        return "unavailable: ipykernel's own sending (zmq drops what a slow frontend misses)"
-    if stats.state != "lossless" or not (stats.waits or stats.producer_waits or stats.fallbacks):
-        return None
-    return "\n".join(
-        [
-            f"lossless, send high-water mark {stats.sndhwm}",
-            f"sends waited for a frontend: {stats.waits} times, {stats.waited_messages} messages,"
-            f" {stats.wait_seconds:.2f} s in all (longest {stats.longest_wait_seconds:.2f} s)",
-            f"cells held back by the backlog cap: {stats.producer_waits} times,"
-            f" {stats.producer_wait_seconds:.2f} s in all",
-            f"stalled frontends given up on: {stats.fallbacks} times,"
-            f" {stats.dropped} messages dropped for them",
-            f"waiting in the kernel: {stats.backlog_messages} messages"
-            f" ({format_bytes(stats.backlog_bytes)}), at most {stats.peak_backlog_messages}"
-            f" ({format_bytes(stats.peak_backlog_bytes)})",
-            f"handed to the IOPub thread: {stats.handed_off} times, in {stats.wakeups} wake-ups",
-        ]
-    )
-
-
-def unsupported_reason(iopub_thread: t.Any) -> str | None:  # noqa: PLR0911
-    """Why ``iopub_thread`` cannot be made lossless, or None when it can."""
-    if iopub_thread is None:
-        return "the kernel has no IOPub thread"
-    for name in ("schedule", "_really_send", "io_loop", "thread", "socket"):
-        if not hasattr(iopub_thread, name):
-            return f"its IOPub thread ({type(iopub_thread).__name__}) has no {name!r}"
-    socket = iopub_thread.socket
-    if isinstance(socket, LosslessSocket):
-        return "its IOPub socket is already wrapped by another kernel-comm-ext manager"
-    if not isinstance(socket, zmq.Socket):
-        return f"its IOPub socket is a {type(socket).__name__}, not a zmq socket"
-    if socket.closed or socket.type not in (zmq.PUB, zmq.XPUB):
-        return "its IOPub socket is closed or not a PUB/XPUB socket"
-    if not iopub_thread.thread.is_alive():
-        return "its IOPub thread is not running"
-    return None
-
-
 class LosslessIOPub:
-    """Lossless IOPub for one kernel: ``start`` applies it, ``stop`` restores ipykernel's."""
+    """Lossless IOPub for one kernel: ``start`` applies it, ``stop`` restores ipykernel's.
+
+    Started and stopped by ``IOPubTakeover`` (``takeover.py``), on a kernel
+    whose IOPub thread ``ipykernel_internals.unsupported_reason`` accepted and
+    whose ``schedule`` the takeover's ``IOPubScheduler`` stands in for.
+    """
 
     def __init__(
         self,
@@ -143,49 +69,48 @@ class LosslessIOPub:
         self._sndhwm = sndhwm
         self._stall_timeout = stall_timeout
         self._backlog = Backlog(max_messages, max_bytes)
-        self._thread: t.Any = None
+        self._iopub_thread: t.Any = kernel.iopub_thread
         self._socket: LosslessSocket | None = None
         self._original_sndhwm: int | None = None
         self._exempt: frozenset[int | None] = frozenset()
         self._active = False
-        self._unavailable: str | None = None
+        #: Why the last ``start`` did not make the channel lossless (None: it did, or none ran).
+        self.failure: str | None = None
 
     # applying and restoring
 
     def start(self) -> bool:
-        """Make the IOPub channel lossless; False (and a log line) when it cannot be."""
+        """Make the IOPub channel lossless; False (and a log line) when it was not.
+
+        Whole or not at all: the change is made on the IOPub thread, and if
+        that thread does not take it within ``APPLY_TIMEOUT`` seconds it is
+        withdrawn, so nothing of it happens later.
+        """
         if self._active:
             return True
-        iopub_thread: t.Any = getattr(self.kernel, "iopub_thread", None)
-        reason = unsupported_reason(iopub_thread)
-        if reason is None and not self._scheduler.active:
-            reason = "kernel-comm-ext does not schedule work on its IOPub thread"
-        if reason is not None:
-            self._unavailable = reason
-            self.log.info("kernel-comm-ext: lossless IOPub is not available: %s", reason)
+        self.failure = None
+        self._exempt = exempt_thread_idents(self.kernel, self._iopub_thread)
+        if not self._on_iopub_thread(self._apply, "apply lossless IOPub", withdraw=True):
+            self.failure = self.failure or "the IOPub thread did not take the change in time"
             return False
-        self._thread = iopub_thread
-        kernel = self.kernel
-        self._exempt = frozenset(
-            getattr(getattr(kernel, name, None), "ident", None)
-            for name in ("control_thread", "shell_channel_thread")
-        ) | {iopub_thread.thread.ident}
-        if not self._on_iopub_thread(self._apply, "apply lossless IOPub"):
+        if not self._active:
             return False
         self.log.info(
             "kernel-comm-ext: lossless IOPub on (high-water mark %d, stall timeout %g s)",
             self._sndhwm,
             self._stall_timeout,
         )
-        return self._active
+        return True
 
     def _apply(self) -> None:
         """On the IOPub thread: wrap the socket, then hold senders back at the cap."""
-        iopub_thread = self._thread
+        iopub_thread = self._iopub_thread
         socket = iopub_thread.socket
         reason = unsupported_reason(iopub_thread)
+        if reason is None and isinstance(socket, LosslessSocket):
+            reason = "its IOPub socket is already wrapped by another kernel-comm-ext manager"
         if reason is not None:
-            self._unavailable = reason
+            self.failure = reason
             self.log.info("kernel-comm-ext: lossless IOPub is not available: %s", reason)
             return
         self._original_sndhwm = socket.getsockopt(zmq.SNDHWM)
@@ -208,7 +133,8 @@ class LosslessIOPub:
 
         What is waiting for a reader still goes out first, in order (or is
         dropped by the fallback after the stall timeout). Waits up to
-        ``timeout`` seconds (default: the stall timeout plus a margin) for that.
+        ``timeout`` seconds (default: the stall timeout plus a margin) for that;
+        past it, the IOPub thread restores the socket when it gets there.
         """
         if not self._active:
             return
@@ -224,10 +150,10 @@ class LosslessIOPub:
             if socket is not None:
                 socket.when_drained(self._restore_socket)
 
-        self._on_iopub_thread(restore_when_drained, "restore the IOPub socket", timeout)
+        self._on_iopub_thread(restore_when_drained, "restore the IOPub socket", timeout=timeout)
 
     def _restore_socket(self) -> None:
-        iopub_thread, socket = self._thread, self._socket
+        iopub_thread, socket = self._iopub_thread, self._socket
         if socket is None or iopub_thread.socket is not socket:
             return  # closed by the kernel meanwhile, or wrapped again by someone else
         plain = socket.wrapped
@@ -239,19 +165,34 @@ class LosslessIOPub:
                 plain.setsockopt(zmq.SNDHWM, self._original_sndhwm)
 
     def _on_iopub_thread(
-        self, action: t.Callable[[], None], what: str, timeout: float = APPLY_TIMEOUT
+        self,
+        action: t.Callable[[], None],
+        what: str,
+        *,
+        timeout: float | None = None,
+        withdraw: bool = False,
     ) -> bool:
-        """Run ``action`` on the IOPub thread and wait for it; False on timeout."""
-        iopub_thread = self._thread
-        if iopub_thread is None:
-            return False
+        """Run ``action`` on the IOPub thread and wait for it; False if it failed or timed out.
+
+        On a timeout, ``withdraw`` cancels ``action`` unless the IOPub thread has
+        begun it (then this waits for it to end: it is short); else it runs later.
+        """
+        iopub_thread = self._iopub_thread
         if threading.get_ident() == iopub_thread.thread.ident:
             action()
             return True
+        if timeout is None:
+            timeout = APPLY_TIMEOUT
         done = threading.Event()
+        claim = threading.Lock()
+        state = ["queued"]  # -> "running" (the IOPub thread took it) or "withdrawn"
         failure: list[BaseException] = []
 
         def run() -> None:
+            with claim:
+                if state[0] == "withdrawn":
+                    return
+                state[0] = "running"
             try:
                 action()
             except Exception as exc:
@@ -261,13 +202,21 @@ class LosslessIOPub:
 
         self._scheduler.enqueue(run)
         if not done.wait(timeout):
-            self.log.warning(
-                "kernel-comm-ext: the IOPub thread did not %s within %g s; it will when it can",
-                what,
-                timeout,
-            )
-            return False
+            with claim:
+                withdrawn = withdraw and state[0] == "queued"
+                if withdrawn:
+                    state[0] = "withdrawn"
+            if withdrawn or not withdraw:
+                self.log.warning(
+                    "kernel-comm-ext: the IOPub thread did not %s within %g s; %s",
+                    what,
+                    timeout,
+                    "it was called off" if withdrawn else "it will when it can",
+                )
+                return False
+            done.wait()  # begun at the last moment: it ends soon
         if failure:
+            self.failure = f"could not {what}: {failure[0]!r}"
             self.log.error("kernel-comm-ext: could not %s", what, exc_info=failure[0])
             return False
         return True
@@ -277,10 +226,11 @@ class LosslessIOPub:
     def _hold_back(self) -> None:
         """The scheduler's gate: wait while the backlog is at its cap (unless exempt)."""
         backlog = self._backlog
-        if backlog.full() and self._may_wait():
-            backlog.wait_for_room(self._may_wait, self._stall_timeout + PATIENCE_MARGIN)
+        if backlog.full() and self._may_hold_back():
+            backlog.wait_for_room(self._may_hold_back, self._stall_timeout + PATIENCE_MARGIN)
 
-    def _may_wait(self) -> bool:
+    def _may_hold_back(self) -> bool:
+        """Whether the calling thread may be held back by the backlog cap now."""
         if isinstance(sys.exc_info()[1], KeyboardInterrupt):
             # The user interrupted a cell outside a wait: its error, and the idle
             # status after it, must reach the frontend as they do after one inside.
@@ -292,8 +242,8 @@ class LosslessIOPub:
         return (
             self._active
             and threading.get_ident() not in self._exempt
-            and self._thread.thread.is_alive()
-            and getattr(self.kernel, "_shutdown_message", None) is None
+            and self._iopub_thread.thread.is_alive()
+            and not shutting_down(self.kernel)
         )
 
     # settings and figures
@@ -306,7 +256,7 @@ class LosslessIOPub:
         max_bytes: int | None = None,
         stall_timeout: float | None = None,
     ) -> None:
-        """Change settings of a running flow (from ``%config``)."""
+        """Change settings of a running lossless channel (from ``%config``)."""
         if max_messages is not None or max_bytes is not None:
             self._backlog.set_caps(
                 self._backlog.max_messages if max_messages is None else max_messages,
@@ -316,12 +266,12 @@ class LosslessIOPub:
             self._stall_timeout = stall_timeout
             if self._socket is not None:
                 self._socket.stall_timeout = stall_timeout
-        if sndhwm is not None:
+        if sndhwm is not None and sndhwm != self._sndhwm:
             self._sndhwm = sndhwm
             socket = self._socket
             if self._active and socket is not None:
                 hwm = sndhwm or self._original_sndhwm or 1000
-                self._thread.schedule(lambda: socket.wrapped.setsockopt(zmq.SNDHWM, hwm))
+                self._scheduler.enqueue(lambda: socket.wrapped.setsockopt(zmq.SNDHWM, hwm))
 
     @property
     def backlog(self) -> Backlog:
@@ -334,14 +284,9 @@ class LosslessIOPub:
         return self._active
 
     def stats(self) -> IOPubStats:
-        """The channel's figures now."""
+        """The channel's figures now (``state`` is "lossless" or "off")."""
         backlog, socket = self._backlog, self._socket
-        if self._unavailable is not None and socket is None:
-            state = "unavailable"
-        elif not self._active or socket is None:
-            state = "off"
-        else:
-            state = "lossless"
+        state = "lossless" if self._active and socket is not None else "off"
         figures: dict[str, t.Any] = {}
         if socket is not None:
             current = socket.current_wait()

@@ -13,9 +13,9 @@ Installed as ``iopub_thread.schedule``, the scheduler
 
 - with ``batch_wakeups``, keeps callables in its own queue and wakes the IOPub
   thread only when that queue was idle: the one callable it puts in
-  ipykernel's queue (``_drain``) runs everything queued, in order, until the
+  ipykernel's queue (``_run_queued``) runs everything queued, in order, until the
   queue is empty. Work scheduled after ``stop`` lands in ipykernel's queue
-  behind that ``_drain``, so it still runs after everything queued before;
+  behind that ``_run_queued``, so it still runs after everything queued before;
 - passes each call through ``gate``, set by lossless IOPub (``LosslessIOPub``) to
   hold a sender back while the backlog is at its cap.
 
@@ -29,21 +29,11 @@ import logging
 import threading
 import typing as t
 
+from .ipykernel_internals import ipykernel_queue
+
 Action = t.Callable[[], object]
 
 _NOT_SET = object()
-
-
-def unsupported_reason(iopub_thread: t.Any) -> str | None:
-    """Why the scheduler cannot stand in for ``iopub_thread.schedule``, or None when it can."""
-    if iopub_thread is None:
-        return "the kernel has no IOPub thread"
-    for name in ("schedule", "thread"):
-        if not hasattr(iopub_thread, name):
-            return f"its IOPub thread ({type(iopub_thread).__name__}) has no {name!r}"
-    if isinstance(getattr(iopub_thread.schedule, "__self__", None), IOPubScheduler):
-        return "its IOPub thread is already scheduled by another kernel-comm-ext manager"
-    return None
 
 
 class IOPubScheduler:
@@ -57,14 +47,14 @@ class IOPubScheduler:
         log: logging.Logger | logging.LoggerAdapter[t.Any],
     ) -> None:
         self._iopub_thread = iopub_thread
-        self._thread: threading.Thread = iopub_thread.thread
+        self._runner: threading.Thread = iopub_thread.thread
         self._batch_wakeups = batch_wakeups
         self.log = log
         #: Called before each callable is queued (may block); set by lossless IOPub.
         self.gate: t.Callable[[], None] | None = None
-        self._queue: collections.deque[Action] = collections.deque()
+        self._work: collections.deque[Action] = collections.deque()
         self._lock = threading.Lock()
-        self._drain_queued = False
+        self._run_queued_scheduled = False
         self._saved_schedule: t.Any = _NOT_SET
         self._active = False
         #: Callables queued here, and the wake-ups of the IOPub thread they took.
@@ -77,16 +67,14 @@ class IOPubScheduler:
         return self._active
 
     @property
-    def queue(self) -> collections.deque[Action]:
+    def hand_off_queue(self) -> collections.deque[Action]:
         """Where scheduled callables wait for the IOPub thread (ipykernel's, if not batching).
 
         ``IOPubBatch`` adds messages to a batch only while that batch is the last one here.
         """
         if self._batch_wakeups:
-            return self._queue
-        return t.cast(
-            "collections.deque[Action]", getattr(self._iopub_thread, "_events", self._queue)
-        )
+            return self._work
+        return t.cast("collections.deque[Action]", ipykernel_queue(self._iopub_thread))
 
     def start(self) -> None:
         """Stand in for ``iopub_thread.schedule``."""
@@ -128,27 +116,27 @@ class IOPubScheduler:
         if not self._active or not self._batch_wakeups:
             self._plain_schedule(action)
             return
-        if not self._thread.is_alive():
+        if not self._runner.is_alive():
             action()  # as ipykernel (a forked child, or after shutdown)
             return
         waking = False
         try:
             with self._lock:
-                self._queue.append(action)
+                self._work.append(action)
                 self.scheduled += 1
-                if self._drain_queued:
+                if self._run_queued_scheduled:
                     return
                 waking = True
-                self._drain_queued = True
+                self._run_queued_scheduled = True
                 self.wakeups += 1
-            self._plain_schedule(self._drain)
+            self._plain_schedule(self._run_queued)
         except BaseException:
             if waking:
                 # Interrupted (KeyboardInterrupt) before the drain was surely queued:
                 # the next call wakes the thread again. Two drains do no harm; a
                 # queue nobody drains would hold every IOPub message from now on.
                 with self._lock:
-                    self._drain_queued = False
+                    self._run_queued_scheduled = False
             raise
 
     def _plain_schedule(self, action: Action) -> None:
@@ -158,19 +146,19 @@ class IOPubScheduler:
         else:
             type(self._iopub_thread).schedule(self._iopub_thread, action)
 
-    def _drain(self) -> None:
+    def _run_queued(self) -> None:
         """On the IOPub thread: run queued callables, oldest first, until none is left."""
-        queue = self._queue
+        work = self._work
         finished = False
         try:
             while True:
                 try:
-                    action = queue.popleft()
+                    action = work.popleft()
                 except IndexError:
                     with self._lock:
-                        if queue:
+                        if work:
                             continue
-                        self._drain_queued = False
+                        self._run_queued_scheduled = False
                         finished = True
                         return
                 try:
@@ -181,4 +169,4 @@ class IOPubScheduler:
                     self.log.exception("kernel-comm-ext: a callable on the IOPub thread failed")
         finally:
             if not finished:
-                self._plain_schedule(self._drain)
+                self._plain_schedule(self._run_queued)

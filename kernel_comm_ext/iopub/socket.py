@@ -50,7 +50,7 @@ _OWN_ATTRIBUTES = frozenset(
         "_backlog",
         "_log",
         "_stall_setting",
-        "_pending",
+        "_unsent",
         "_timer",
         "_delay",
         "_wait_started",
@@ -83,7 +83,7 @@ def _check_frames(parts: t.Sequence[t.Any]) -> None:
             ) from None
 
 
-class _Pending(t.NamedTuple):
+class _UnsentMessage(t.NamedTuple):
     parts: t.Sequence[t.Any]
     flags: int
     copy: bool
@@ -108,7 +108,7 @@ class LosslessSocket:
     _backlog: Backlog
     _log: logging.Logger | logging.LoggerAdapter[t.Any]
     _stall_setting: str
-    _pending: collections.deque[_Pending]
+    _unsent: collections.deque[_UnsentMessage]
     _timer: object | None
     _delay: float
     _wait_started: float
@@ -139,7 +139,7 @@ class LosslessSocket:
         self._backlog = backlog
         self._log = log
         self._stall_setting = stall_setting
-        self._pending = collections.deque()
+        self._unsent = collections.deque()
         self._timer = None
         self._delay = FIRST_RETRY
         self._wait_started = 0.0
@@ -187,9 +187,9 @@ class LosslessSocket:
         if threading.get_ident() != self._thread_ident:
             self._send_off_thread(msg_parts, flags, copy, track, kwargs)
             return
-        if not self._pending and self._try_send(msg_parts, flags, copy, track, kwargs):
+        if not self._unsent and self._try_send(msg_parts, flags, copy, track, kwargs):
             return
-        self._keep(_Pending(msg_parts, flags, copy, track, kwargs, frames_nbytes(msg_parts)))
+        self._keep(_UnsentMessage(msg_parts, flags, copy, track, kwargs, frames_nbytes(msg_parts)))
 
     def _send(
         self,
@@ -238,17 +238,17 @@ class LosslessSocket:
 
     # waiting for a reader
 
-    def _keep(self, message: _Pending) -> None:
+    def _keep(self, message: _UnsentMessage) -> None:
         # A message that can never be sent must not sit at the head of the queue.
         _check_frames(message.parts)
-        if not self._pending:
+        if not self._unsent:
             now = time.monotonic()
             self.waits += 1
             self._wait_started = now
             self._last_progress = now
             self._delay = FIRST_RETRY
             self._arm()
-        self._pending.append(message)
+        self._unsent.append(message)
         self.waited_messages += 1
         self._backlog.add(1, message.nbytes)
 
@@ -258,28 +258,28 @@ class LosslessSocket:
 
     def _retry(self) -> None:
         self._timer = None
-        if self._drain():
+        if self._send_unsent():
             self._last_progress = time.monotonic()
             self._delay = FIRST_RETRY
         elif time.monotonic() - self._last_progress >= self.stall_timeout:
             self._fall_back()
             self._last_progress = time.monotonic()
             self._delay = FIRST_RETRY
-            self._drain()
+            self._send_unsent()
         else:
             self._delay = min(self._delay * 2, MAX_RETRY)
-        if self._pending:
+        if self._unsent:
             self._arm()  # a reader that keeps up, but not that fast: wait for it
         else:
             self._end_wait()
 
-    def _drain(self) -> int:
+    def _send_unsent(self) -> int:
         """Send waiting messages, oldest first, until a reader has no room; how many left."""
-        pending = self._pending
+        unsent = self._unsent
         sent = 0
         nbytes = 0
-        while pending:
-            head = pending[0]
+        while unsent:
+            head = unsent[0]
             try:
                 if not self._try_send(head.parts, head.flags, head.copy, head.track, head.kwargs):
                     break
@@ -287,7 +287,7 @@ class LosslessSocket:
                 # Not for want of room (the socket is closing, say): this message
                 # cannot go, and must not hold up the ones behind it.
                 self._log.error("kernel-comm-ext: an IOPub message could not be sent: %s", exc)
-            pending.popleft()
+            unsent.popleft()
             sent += 1
             nbytes += head.nbytes
         if sent:
@@ -296,8 +296,8 @@ class LosslessSocket:
 
     def _fall_back(self) -> None:
         """Give up on the readers without room: drop the oldest message for them."""
-        missed = len(self._pending)
-        head = self._pending.popleft()
+        missed = len(self._unsent)
+        head = self._unsent.popleft()
         socket = self._socket
         socket.setsockopt(zmq.XPUB_NODROP, 0)
         try:
@@ -338,17 +338,17 @@ class LosslessSocket:
     # figures and lifetime
 
     @property
-    def pending(self) -> int:
+    def unsent_count(self) -> int:
         """Messages waiting here for a reader."""
-        return len(self._pending)
+        return len(self._unsent)
 
     def current_wait(self) -> float:
         """Seconds the channel has been waiting for a reader now (0 when it is not)."""
-        return time.monotonic() - self._wait_started if self._pending else 0.0
+        return time.monotonic() - self._wait_started if self._unsent else 0.0
 
     def when_drained(self, callback: t.Callable[[], None]) -> None:
         """Call ``callback`` on the IOPub thread once nothing waits here (at once if so)."""
-        if not self._pending:
+        if not self._unsent:
             callback()
         elif threading.get_ident() != self._thread_ident:
             self._flush_lossy()
@@ -361,13 +361,13 @@ class LosslessSocket:
         if self._timer is not None:
             self._io_loop.remove_timeout(self._timer)
             self._timer = None
-        if not self._pending:
+        if not self._unsent:
             return
         self._socket.setsockopt(zmq.XPUB_NODROP, 0)
-        left = len(self._pending)
-        nbytes = sum(m.nbytes for m in self._pending)
-        while self._pending:
-            head = self._pending.popleft()
+        left = len(self._unsent)
+        nbytes = sum(m.nbytes for m in self._unsent)
+        while self._unsent:
+            head = self._unsent.popleft()
             with contextlib.suppress(zmq.ZMQError):  # best effort: the kernel is going away
                 self._send(head.parts, head.flags, head.copy, head.track, head.kwargs)
         self._backlog.remove(left, nbytes)

@@ -30,6 +30,8 @@ import typing as t
 
 from jupyter_client.session import DELIM, extract_header
 
+from .ipykernel_internals import iopub_thread_of_socket, ipykernel_queue, really_send
+
 if t.TYPE_CHECKING:
     from .backlog import Backlog
 
@@ -122,15 +124,15 @@ class _Batch:
             if owner._batch is self:
                 owner._batch = None
         # Nothing joins from here on.
-        really_send = owner._io_thread._really_send
+        send = really_send(owner._iopub_thread)
         try:
             for frames, copy in self.items:
-                really_send(frames, copy=copy)
+                send(frames, copy=copy)
         finally:
             # After the sends: what the socket keeps is counted there first, so
             # the backlog never looks emptier than it is.
             if self.backlog is not None and self.counted:
-                self.backlog.dequeue(self.counted, self.counted_bytes)
+                self.backlog.count_taken(self.counted, self.counted_bytes)
 
 
 class IOPubBatch:
@@ -142,10 +144,11 @@ class IOPubBatch:
     queued callback (nothing else was published since), else starts a new batch.
     """
 
-    def __init__(self, iopub_socket: t.Any, io_thread: t.Any) -> None:
+    def __init__(self, iopub_socket: t.Any, iopub_thread: t.Any) -> None:
         self.iopub_socket = iopub_socket
-        self._io_thread = io_thread
-        self._events: collections.deque[t.Any] = io_thread._events
+        self._iopub_thread = iopub_thread
+        # Where the IOPub thread's work waits (ipykernel's queue, or the scheduler's).
+        self._events: collections.deque[t.Any] = ipykernel_queue(iopub_thread)
         # Nothing that can start the garbage collector (which may close a comm, and so
         # send, from BaseComm.__del__) runs while this is held: no object is created.
         self._lock = threading.RLock()
@@ -156,12 +159,10 @@ class IOPubBatch:
     @classmethod
     def wrap(cls, iopub_socket: t.Any) -> t.Any:
         """``IOPubBatch`` over ``iopub_socket`` if it is ipykernel's threaded one, else itself."""
-        io_thread = getattr(iopub_socket, "io_thread", None)
-        if all(
-            hasattr(io_thread, name) for name in ("_events", "_really_send", "schedule", "thread")
-        ):
-            return cls(iopub_socket, io_thread)
-        return iopub_socket
+        iopub_thread = iopub_thread_of_socket(iopub_socket)
+        if iopub_thread is None:
+            return iopub_socket
+        return cls(iopub_socket, iopub_thread)
 
     def hand_off_through(self, queue: collections.deque[t.Any] | None) -> None:
         """Join batches while they are last in ``queue`` (None: ipykernel's own queue).
@@ -169,11 +170,11 @@ class IOPubBatch:
         Batches go to the IOPub thread through ``schedule``; a scheduler standing
         in for it (``scheduler.py``) keeps them in a queue of its own.
         """
-        self._events = self._io_thread._events if queue is None else queue
+        self._events = ipykernel_queue(self._iopub_thread) if queue is None else queue
 
     def send_multipart(self, frames: Frames, copy: bool = True, nbytes: int = 0) -> None:
         """Queue one message (with ``nbytes`` of buffers) for the IOPub thread."""
-        if not self._io_thread.thread.is_alive():
+        if not self._iopub_thread.thread.is_alive():
             self.iopub_socket.send_multipart(frames, copy=copy)
             return
         item = (frames, copy)
@@ -183,7 +184,7 @@ class IOPubBatch:
         if self._join(item, nbytes, batch):
             return
         # Outside the lock: scheduling on a stopped thread runs the batch here.
-        self._io_thread.schedule(batch)
+        self._iopub_thread.schedule(batch)
 
     def _join(self, item: tuple[Frames, bool], nbytes: int, new: _Batch | None = None) -> bool:
         """Add ``item`` to the last queued batch if it has room, else make ``new`` current."""
@@ -204,7 +205,7 @@ class IOPubBatch:
                 if batch.backlog is not None:
                     batch.counted += 1
                     batch.counted_bytes += nbytes
-                    batch.backlog.queue(1, nbytes)
+                    batch.backlog.count_queued(1, nbytes)
                 return True
             if new is not None:
                 self._batch = new

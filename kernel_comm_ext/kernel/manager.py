@@ -10,15 +10,15 @@ coroutine callbacks run on, and how callback errors reach the notebook user.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import typing as t
 
 from traitlets import Bool, Float, Instance, Int, observe
 from traitlets.config import LoggingConfigurable
 
 from ..delivery.sender import CommSender, DeliveryStats
-from ..iopub.lossless import IOPubStats, LosslessIOPub, describe
-from ..iopub.scheduler import IOPubScheduler, unsupported_reason
+from ..iopub.stats import IOPubStats
+from ..iopub.takeover import IOPubSettings, IOPubTakeover
+from ..iopub.wire import IOPubBatch
 from ..protocol.manager import CommManager
 from ..protocol.stats import CommStats
 from .comm import KernelComm
@@ -136,9 +136,15 @@ class KernelCommManager(LoggingConfigurable, CommManager):
         )
         self._report_sections: dict[str, t.Callable[[], str | None]] = {}
         self.add_report_section("Flow control", lambda: self.sender.stats().describe())
-        self.iopub_scheduler: IOPubScheduler | None = None
-        self.lossless: LosslessIOPub | None = None
-        self.add_report_section("IOPub channel", lambda: describe(self.iopub_stats()))
+        batch = self.sender.iopub_socket
+        #: The takeover of the kernel's IOPub thread (started by the installer).
+        self.iopub = IOPubTakeover(
+            self.kernel,
+            batch if isinstance(batch, IOPubBatch) else None,
+            self._iopub_settings(),
+            self.log,
+        )
+        self.add_report_section("IOPub channel", lambda: self.iopub.stats().report_text())
 
     @observe("rate_budget", "coalesce_updates", "pace_messages")
     def _delivery_settings_changed(self, _change: t.Any) -> None:
@@ -196,90 +202,35 @@ class KernelCommManager(LoggingConfigurable, CommManager):
                 sections.append((title, text))
         return sections
 
-    # the IOPub thread (iopub/scheduler.py, iopub/lossless.py)
-
-    def start_iopub(self) -> None:
-        """Take over scheduling on the IOPub thread; lossless if ``lossless_iopub`` (on install)."""
-        iopub_thread = getattr(self.kernel, "iopub_thread", None)
-        reason = unsupported_reason(iopub_thread)
-        if reason is not None:
-            self.log.info("kernel-comm-ext: ipykernel schedules its IOPub thread: %s", reason)
-            return
-        self.iopub_scheduler = IOPubScheduler(
-            iopub_thread, batch_wakeups=self.batch_iopub_wakeups, log=self.log
-        )
-        self.iopub_scheduler.start()
-        self.sender.hand_off_through(self.iopub_scheduler.queue)
-        self.start_lossless()
-
-    def stop_iopub(self) -> None:
-        """Give the IOPub thread back to ipykernel as it was (on uninstall)."""
-        self.stop_lossless()
-        scheduler = self.iopub_scheduler
-        if scheduler is not None:
-            self.sender.hand_off_through(None)
-            scheduler.stop()
-
-    def start_lossless(self) -> None:
-        """Make the kernel's IOPub channel lossless if ``lossless_iopub``."""
-        scheduler = self.iopub_scheduler
-        if not self.lossless_iopub or (self.lossless is not None and self.lossless.active):
-            return
-        if scheduler is None or not scheduler.active:
-            return
-        self.lossless = LosslessIOPub(
-            self.kernel,
-            scheduler,
-            sndhwm=self.iopub_sndhwm,
-            max_messages=self.iopub_backlog_messages,
-            max_bytes=self.iopub_backlog_bytes,
-            stall_timeout=self.iopub_stall_timeout,
-            log=self.log,
-        )
-        if self.lossless.start():
-            self.sender.count_queued_in(self.lossless.backlog)
-
-    def stop_lossless(self) -> None:
-        """Restore ipykernel's IOPub sending and socket options."""
-        if self.lossless is not None:
-            self.sender.count_queued_in(None)
-            self.lossless.stop()
+    # the IOPub thread (iopub/takeover.py)
 
     def iopub_stats(self) -> IOPubStats:
         """Figures of the IOPub channel: waits, fallbacks, dropped messages, backlog."""
-        stats = IOPubStats(state="off") if self.lossless is None else self.lossless.stats()
-        scheduler = self.iopub_scheduler
-        if scheduler is None:
-            return stats
-        return dataclasses.replace(stats, handed_off=scheduler.scheduled, wakeups=scheduler.wakeups)
+        return self.iopub.stats()
 
-    @observe("lossless_iopub")
-    def _lossless_iopub_changed(self, change: t.Any) -> None:
-        if self.installation is None:
-            return
-        if change["new"]:
-            self.start_lossless()
-        else:
-            self.stop_lossless()
+    def _iopub_settings(self) -> IOPubSettings:
+        return IOPubSettings(
+            lossless=self.lossless_iopub,
+            sndhwm=self.iopub_sndhwm,
+            stall_timeout=self.iopub_stall_timeout,
+            max_messages=self.iopub_backlog_messages,
+            max_bytes=self.iopub_backlog_bytes,
+            batch_wakeups=self.batch_iopub_wakeups,
+        )
 
-    @observe("batch_iopub_wakeups")
-    def _batch_iopub_wakeups_changed(self, change: t.Any) -> None:
-        if self.installation is not None:
-            self.log.warning(
-                "kernel-comm-ext: %s = %s takes effect at %%reload_ext kernel_comm_ext",
-                self.setting_name("batch_iopub_wakeups"),
-                change["new"],
-            )
-
-    @observe("iopub_sndhwm", "iopub_stall_timeout", "iopub_backlog_messages", "iopub_backlog_bytes")
-    def _iopub_setting_changed(self, change: t.Any) -> None:
-        if self.lossless is not None:
-            self.lossless.configure(
-                sndhwm=self.iopub_sndhwm,
-                max_messages=self.iopub_backlog_messages,
-                max_bytes=self.iopub_backlog_bytes,
-                stall_timeout=self.iopub_stall_timeout,
-            )
+    @observe(
+        "lossless_iopub",
+        "batch_iopub_wakeups",
+        "iopub_sndhwm",
+        "iopub_stall_timeout",
+        "iopub_backlog_messages",
+        "iopub_backlog_bytes",
+    )
+    def _iopub_setting_changed(self, _change: t.Any) -> None:
+        # Also called while traitlets loads the configuration, before the takeover exists.
+        takeover = getattr(self, "iopub", None)
+        if takeover is not None:
+            takeover.configure(self._iopub_settings())
 
     # CallbackHost
 
