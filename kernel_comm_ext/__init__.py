@@ -12,7 +12,7 @@ from __future__ import annotations
 import typing as t
 
 from ._version import __version__
-from .installer import install, uninstall
+from .installer import install, installation_of, uninstall
 from .kernel import KernelComm, KernelCommManager
 from .protocol import BaseComm, CommManager, CommStats
 from .tools import magic
@@ -35,15 +35,25 @@ NOT_IN_A_KERNEL = (
 
 
 def load_ipython_extension(ip: t.Any) -> None:
-    """Install kernel-comm-ext into the kernel running ``ip`` (``%load_ext kernel_comm_ext``)."""
-    if getattr(ip, "kernel", None) is None:
+    """Install kernel-comm-ext into the kernel running ``ip`` (``%load_ext kernel_comm_ext``).
+
+    A no-op when it is installed there already.
+    """
+    kernel = getattr(ip, "kernel", None)
+    if kernel is None:
         print(NOT_IN_A_KERNEL)
+        return
+    if installation_of(kernel) is not None:
         return
     if install(ip) is not None:
         magic.register(ip)
 
 
 def unload_ipython_extension(ip: t.Any) -> None:
-    """Restore the kernel's previous comm layer (``%unload_ext kernel_comm_ext``)."""
+    """Restore the kernel's previous comm layer (``%unload_ext kernel_comm_ext``).
+
+    Nothing of the package stays in the shell: not in ``shell.configurables``,
+    the magics registry, or the shell's event callbacks.
+    """
     uninstall(ip)
     magic.unregister(ip)

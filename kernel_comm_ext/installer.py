@@ -38,6 +38,8 @@ class ReplacedParts:
     create_comm: t.Callable[..., t.Any]
     get_comm_manager: t.Callable[[], t.Any]
     handlers: dict[str, t.Any]
+    #: Whether the replaced manager was in ``shell.configurables`` (ipykernel's is not).
+    manager_configurable: bool = False
 
 
 @dataclasses.dataclass
@@ -73,6 +75,7 @@ def install(shell: t.Any) -> Installation | None:
         create_comm=comm_hooks.create_comm,
         get_comm_manager=comm_hooks.get_comm_manager,
         handlers={name: kernel.shell_handlers.get(name) for name in COMM_MSG_TYPES},
+        manager_configurable=any(c is previous for c in getattr(shell, "configurables", ())),
     )
     installation = Installation(kernel=kernel, shell=shell, manager=manager, replaced=replaced)
     manager.installation = installation
@@ -114,7 +117,9 @@ def uninstall(shell: t.Any) -> bool:
         else:
             kernel.shell_handlers[name] = handler
     kernel.comm_manager = replaced.manager
-    _replace_configurable(shell, manager, replaced.manager)
+    _replace_configurable(
+        shell, manager, replaced.manager if replaced.manager_configurable else None
+    )
     _move_registrations(manager, replaced.manager)
     manager.sender.close()
     manager.iopub.stop()

@@ -9,6 +9,7 @@ the comm table.
 
 from __future__ import annotations
 
+import dataclasses
 import typing as t
 import weakref
 
@@ -23,8 +24,18 @@ USAGE = """\
 %comm targets      list registered comm targets and their open comms
 %comm close ID     close the comm with that id (or a unique start of it)"""
 
-# The %comm each shell had before ours, to put back on unload (None: there was none).
-_previous: weakref.WeakKeyDictionary[t.Any, t.Any] = weakref.WeakKeyDictionary()
+
+@dataclasses.dataclass
+class _Registration:
+    """Our ``CommMagics`` in one shell, and what it replaced there (None: nothing)."""
+
+    magics: CommMagics
+    previous_magic: t.Any
+    previous_registry_entry: t.Any
+
+
+# Per shell, to take everything out again on unload.
+_registrations: weakref.WeakKeyDictionary[t.Any, _Registration] = weakref.WeakKeyDictionary()
 
 
 @magics_class
@@ -68,24 +79,38 @@ class CommMagics(Magics):
 
 
 def register(shell: t.Any) -> None:
-    """Make ``%comm`` ours in ``shell``, remembering the one it replaces."""
-    line_magics = shell.magics_manager.magics["line"]
-    existing = line_magics.get("comm")
-    if not _is_ours(existing) and shell not in _previous:
-        _previous[shell] = existing
-    shell.register_magics(CommMagics)
+    """Make ``%comm`` ours in ``shell``, remembering what it replaces (once per shell)."""
+    if shell in _registrations:
+        return
+    manager = shell.magics_manager
+    previous_magic = manager.magics["line"].get("comm")
+    previous_entry = manager.registry.get(CommMagics.__name__)
+    # Magics.__init__ appends the instance to shell.configurables.
+    magics = CommMagics(shell=shell)
+    _registrations[shell] = _Registration(magics, previous_magic, previous_entry)
+    manager.register(magics)
 
 
 def unregister(shell: t.Any) -> None:
-    """Put back the ``%comm`` that ``register`` replaced (or none)."""
-    line_magics = shell.magics_manager.magics["line"]
-    if not _is_ours(line_magics.get("comm")):
+    """Take ``%comm`` out of ``shell``: the magic, its registry entry and its configurable."""
+    registration = _registrations.pop(shell, None)
+    if registration is None:
         return
-    previous = _previous.pop(shell, None)
-    if previous is None:
-        line_magics.pop("comm", None)
-    else:
-        line_magics["comm"] = previous
+    magics, manager = registration.magics, shell.magics_manager
+    line_magics = manager.magics["line"]
+    if _is_ours(line_magics.get("comm")):
+        if registration.previous_magic is None:
+            line_magics.pop("comm", None)
+        else:
+            line_magics["comm"] = registration.previous_magic
+    if manager.registry.get(CommMagics.__name__) is magics:
+        if registration.previous_registry_entry is None:
+            manager.registry.pop(CommMagics.__name__, None)
+        else:
+            manager.registry[CommMagics.__name__] = registration.previous_registry_entry
+    configurables = getattr(shell, "configurables", None)
+    if configurables is not None:
+        configurables[:] = [c for c in configurables if c is not magics]
 
 
 def _is_ours(magic: t.Any) -> bool:
