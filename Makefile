@@ -1,11 +1,12 @@
 # Two commands do everything on a fresh machine with Python >= 3.10:
 #   make demo   - headless demo: a real kernel with the extension, comms both ways
 #   make test   - lint, type check and the whole test suite
+#   make test-fast - lint, type check and the unit tests (no kernel; under a minute)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint typecheck pytest chromium screenshots clean bench bench-quick bench-setup
+.PHONY: setup demo test test-fast unit lint typecheck pytest chromium screenshots clean bench bench-quick bench-setup
 
 # The browser tests drive Debian's chromium; no tool may download a browser of its own.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
@@ -43,6 +44,12 @@ screenshots: setup chromium
 		$(BIN)/python -m pytest -m browser -k test_widgets_on_the_extension
 
 test: lint typecheck pytest
+
+# Unit tests of single classes against small fakes (tests/unit/): no kernel is started.
+unit: setup
+	$(BIN)/python -m pytest tests/unit -q
+
+test-fast: lint typecheck unit
 
 # Side-by-side benchmark against ipykernel's comm layer (benchmarks/README.md); ~10 min.
 bench: setup

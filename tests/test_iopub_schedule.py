@@ -1,19 +1,12 @@
-"""The IOPub thread's scheduler (iopub_schedule.py): one wake-up for a burst, order kept.
+"""The IOPub thread's scheduler (iopub/scheduler.py): one wake-up for a burst, order kept.
 
 Each end-to-end test holds a real kernel's IOPub thread in a callable of its own,
 schedules more work behind it, and looks at ipykernel's queue and at what ran, in
-order. The last test is a unit test: an interrupt cannot be aimed at that window.
+order. The scheduler's unit tests against a fake IOPub thread are in
+tests/unit/test_scheduler.py.
 """
 
 from __future__ import annotations
-
-import logging
-import threading
-import typing as t
-
-import pytest
-
-from kernel_comm_ext.iopub.scheduler import IOPubScheduler
 
 from .frontend import Frontend
 
@@ -94,35 +87,3 @@ def test_a_failing_callable_is_logged_and_the_rest_still_runs(ext_kernel: Fronte
     assert "a callable on the IOPub thread failed" in log
     assert "ZeroDivisionError" in log
     assert ext_kernel.run("print('still serving')") == "still serving\n"
-
-
-class _InterruptedOnce:
-    """An IOPub thread stand-in whose ``schedule`` is interrupted once, as by Ctrl-C."""
-
-    def __init__(self) -> None:
-        self.thread = threading.current_thread()
-        self.events: list[t.Callable[[], object]] = []
-        self.interrupt = True
-
-    def schedule(self, action: t.Callable[[], object]) -> None:
-        if self.interrupt:
-            self.interrupt = False
-            raise KeyboardInterrupt
-        self.events.append(action)
-
-
-def test_an_interrupted_wakeup_is_retried_by_the_next_call() -> None:
-    iopub_thread = _InterruptedOnce()
-    scheduler = IOPubScheduler(
-        iopub_thread, batch_wakeups=True, log=logging.getLogger("kernel_comm_ext")
-    )
-    scheduler.start()
-    ran: list[int] = []
-    with pytest.raises(KeyboardInterrupt):
-        iopub_thread.schedule(lambda: ran.append(1))
-    iopub_thread.schedule(lambda: ran.append(2))
-    assert len(iopub_thread.events) == 1, "the second call must wake the thread again"
-    iopub_thread.events.pop()()
-    assert ran == [1, 2]
-    scheduler.stop()
-    assert "schedule" not in vars(iopub_thread)
