@@ -15,7 +15,6 @@ from __future__ import annotations
 import ast
 import json
 import os
-import queue
 import threading
 import time
 import typing as t
@@ -23,6 +22,8 @@ from pathlib import Path
 
 import zmq
 from jupyter_client.manager import KernelManager
+
+from tests.client_common import MessageLog, isolated_dirs_env, wait_shell_reply
 
 DELIM = b"<IDS|MSG>"
 
@@ -78,14 +79,13 @@ class IOPubLog:
 
     def __init__(self, socket: zmq.Socket[bytes]) -> None:
         self._socket = socket
-        self._arrivals: list[Arrival] = []
-        self._cond = threading.Condition()
+        self._arrivals: MessageLog[Arrival] = MessageLog()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._read, name="bench-iopub", daemon=True)
         self._thread.start()
 
     def _read(self) -> None:
-        socket, stop, arrivals, cond = self._socket, self._stop, self._arrivals, self._cond
+        socket, stop, arrivals = self._socket, self._stop, self._arrivals
         while not stop.is_set():
             try:
                 parts = socket.recv_multipart(flags=zmq.NOBLOCK, copy=False)
@@ -100,62 +100,37 @@ class IOPubLog:
             start = next(i for i, p in enumerate(parts) if p.bytes == DELIM) + 2
             frames = [p.bytes for p in parts[start : start + 4]]
             buffer_sizes = [len(p) for p in parts[start + 4 :]]
-            with cond:
-                arrivals.append(Arrival(arrived, frames, buffer_sizes))
-                cond.notify_all()
+            arrivals.append(Arrival(arrived, frames, buffer_sizes))
 
     def mark(self) -> int:
         """A position in the log: pass it as ``since`` to look only at later messages."""
-        with self._cond:
-            return len(self._arrivals)
+        return self._arrivals.mark()
 
     def since(self, mark: int) -> list[Arrival]:
         """The messages received after ``mark``."""
-        with self._cond:
-            return self._arrivals[mark:]
+        return self._arrivals.since(mark)
 
     def wait(
         self, predicate: t.Callable[[Arrival], bool], since: int, timeout: float
     ) -> Arrival | None:
         """The first message after ``since`` that matches, waiting up to ``timeout`` s."""
-        deadline = time.monotonic() + timeout
-        position = since
-        while True:
-            with self._cond:
-                batch = self._arrivals[position:]
-                if not batch:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        return None
-                    self._cond.wait(min(remaining, 0.1))
-                    continue
-            for arrival in batch:
-                if predicate(arrival):
-                    return arrival
-            position += len(batch)
+        found = self._arrivals.wait_for(predicate, since=since, timeout=timeout)
+        return found[0] if found else None
 
     def quiet(self, seconds: float, timeout: float) -> None:
         """Wait until nothing has arrived for ``seconds`` (at most ``timeout``)."""
-        deadline = time.monotonic() + timeout
-        last = self.mark()
-        while time.monotonic() < deadline:
-            time.sleep(seconds)
-            now = self.mark()
-            if now == last:
-                return
-            last = now
+        self._arrivals.wait_quiet(seconds, timeout)
 
     def forget(self) -> None:
         """Drop everything received so far (between repetitions, to keep memory flat)."""
-        with self._cond:
-            self._arrivals.clear()
+        self._arrivals.forget()
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
 
 
-class Execution(t.NamedTuple):
+class CellRun(t.NamedTuple):
     """One cell run: its request id, the value of ``result`` (if asked) and whether idle came."""
 
     msg_id: str
@@ -207,7 +182,7 @@ class BenchKernel:
 
     # shell requests
 
-    def execute(self, code: str, result: str | None = None, timeout: float = 300) -> Execution:
+    def execute(self, code: str, result: str | None = None, timeout: float = 300) -> CellRun:
         """Run a cell; wait for its reply and idle status; return ``json.dumps(result)`` loaded.
 
         The idle status travels on IOPub behind everything the cell published;
@@ -233,7 +208,7 @@ class BenchKernel:
         idle = self.wait_idle(msg_id, since=mark, timeout=timeout)
         if idle is None:
             self.iopub.quiet(1.0, timeout=timeout)
-        return Execution(msg_id, value, idle, mark)
+        return CellRun(msg_id, value, idle, mark)
 
     def wait_idle(self, msg_id: str, since: int, timeout: float) -> Arrival | None:
         """The idle status that ends request ``msg_id``, or None after ``timeout`` s."""
@@ -256,17 +231,10 @@ class BenchKernel:
         return str(msg["header"]["msg_id"])
 
     def _shell_reply(self, msg_id: str, timeout: float) -> dict[str, t.Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise BenchError(f"{self.name}: no reply to {msg_id}\n{self.kernel_log()}")
-            try:
-                reply = self.kc.get_shell_msg(timeout=remaining)
-            except queue.Empty:
-                continue
-            if reply["parent_header"].get("msg_id") == msg_id:
-                return t.cast(dict[str, t.Any], reply)
+        reply = wait_shell_reply(self.kc, msg_id, timeout)
+        if reply is None:
+            raise BenchError(f"{self.name}: no reply to {msg_id}\n{self.kernel_log()}")
+        return reply
 
     # lifetime
 
@@ -301,13 +269,5 @@ def isolate_jupyter_dirs(root: Path) -> None:
     Kernels start on ipykernel's own comm layer (the extension's auto-enable is
     switched off); a variant loads the extension itself.
     """
-    for name, sub in {
-        "JUPYTER_CONFIG_DIR": "config",
-        "JUPYTER_DATA_DIR": "data",
-        "JUPYTER_RUNTIME_DIR": "runtime",
-        "IPYTHONDIR": "ipython",
-    }.items():
-        (root / sub).mkdir(exist_ok=True)
-        os.environ[name] = str(root / sub)
-    os.environ["JUPYTER_PLATFORM_DIRS"] = "1"
+    os.environ.update(isolated_dirs_env(root))
     os.environ["KERNEL_COMM_EXT_AUTOLOAD"] = "0"

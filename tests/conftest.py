@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from .client_common import isolated_dirs_env
 from .frontend import Frontend, close_jupyter_client_loop, start_frontend
 
 # Kernels of the test environment start on ipykernel's own comm layer unless a
@@ -19,17 +20,9 @@ AUTOLOAD_OFF = {"KERNEL_COMM_EXT_AUTOLOAD": "0"}
 def isolated_jupyter_dirs(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[Path]:
     """Point Jupyter and IPython at empty directories for the whole run."""
     root = tmp_path_factory.mktemp("jupyter-home")
-    names = {
-        "JUPYTER_CONFIG_DIR": "config",
-        "JUPYTER_DATA_DIR": "data",
-        "JUPYTER_RUNTIME_DIR": "runtime",
-        "IPYTHONDIR": "ipython",
-    }
-    saved = {name: os.environ.get(name) for name in [*names, "JUPYTER_PLATFORM_DIRS"]}
-    for name, sub in names.items():
-        (root / sub).mkdir()
-        os.environ[name] = str(root / sub)
-    os.environ["JUPYTER_PLATFORM_DIRS"] = "1"
+    env = isolated_dirs_env(root)
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
     yield root
     close_jupyter_client_loop()
     for name, value in saved.items():

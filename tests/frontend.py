@@ -13,12 +13,13 @@ import dataclasses
 import os
 import queue
 import threading
-import time
 import typing as t
 import uuid
 from pathlib import Path
 
 from jupyter_client.manager import KernelManager
+
+from .client_common import ExecutionOutput, Message, MessageLog, is_idle_of, wait_shell_reply
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -28,8 +29,8 @@ class KernelError(AssertionError):
 
 
 @dataclasses.dataclass
-class Execution:
-    """What one execute_request produced."""
+class Execution(ExecutionOutput):
+    """What one execute_request produced (its output: ``ExecutionOutput``)."""
 
     msg_id: str
     reply: dict[str, t.Any]
@@ -38,26 +39,6 @@ class Execution:
     @property
     def status(self) -> str:
         return str(self.reply["content"]["status"])
-
-    @property
-    def stdout(self) -> str:
-        return "".join(
-            m["content"]["text"]
-            for m in self.iopub
-            if m["msg_type"] == "stream" and m["content"]["name"] == "stdout"
-        )
-
-    @property
-    def stderr(self) -> str:
-        return "".join(
-            m["content"]["text"]
-            for m in self.iopub
-            if m["msg_type"] == "stream" and m["content"]["name"] == "stderr"
-        )
-
-    @property
-    def errors(self) -> list[dict[str, t.Any]]:
-        return [m["content"] for m in self.iopub if m["msg_type"] == "error"]
 
 
 class Frontend:
@@ -70,8 +51,7 @@ class Frontend:
         self.kc.wait_for_ready(timeout=60)
         self.log_path = log_path
         self.session = self.kc.session
-        self._iopub: list[dict[str, t.Any]] = []
-        self._cond = threading.Condition()
+        self._iopub: MessageLog[Message] = MessageLog()
         self._stop = threading.Event()
         self._reader = threading.Thread(target=self._read_iopub, name="test-iopub", daemon=True)
         self._reader.start()
@@ -96,14 +76,11 @@ class Frontend:
                 if self._stop.is_set():
                     return
                 raise
-            with self._cond:
-                self._iopub.append(msg)
-                self._cond.notify_all()
+            self._iopub.append(msg)
 
     def mark(self) -> int:
         """A position in the IOPub log; pass it as ``since`` to look only at later messages."""
-        with self._cond:
-            return len(self._iopub)
+        return self._iopub.mark()
 
     def iopub(
         self,
@@ -113,9 +90,7 @@ class Frontend:
         since: int = 0,
     ) -> list[dict[str, t.Any]]:
         """IOPub messages recorded so far that match."""
-        with self._cond:
-            msgs = self._iopub[since:]
-        return [m for m in msgs if _matches(m, msg_type, comm_id, parent_id)]
+        return [m for m in self._iopub.since(since) if _matches(m, msg_type, comm_id, parent_id)]
 
     def wait_for(
         self,
@@ -128,36 +103,24 @@ class Frontend:
         timeout: float = DEFAULT_TIMEOUT,
     ) -> list[dict[str, t.Any]]:
         """Wait for ``count`` matching IOPub messages after ``since``; return them."""
-        deadline = time.monotonic() + timeout
-        found: list[dict[str, t.Any]] = []
-        scanned = since  # look at each message once: floods of 20,000 stay cheap
-        with self._cond:
-            while True:
-                found += [
-                    m
-                    for m in self._iopub[scanned:]
-                    if _matches(m, msg_type, comm_id, parent_id)
-                    and (predicate is None or predicate(m))
-                ]
-                scanned = max(scanned, len(self._iopub))
-                if len(found) >= count:
-                    return found
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise KernelError(
-                        f"timed out waiting for {count} x {msg_type} (comm {comm_id},"
-                        f" parent {parent_id}); got {len(found)}.\n{self.kernel_log()[-3000:]}"
-                    )
-                self._cond.wait(min(remaining, 0.2))
+        found = self._iopub.wait_for(
+            lambda m: (
+                _matches(m, msg_type, comm_id, parent_id) and (predicate is None or predicate(m))
+            ),
+            since=since,
+            count=count,
+            timeout=timeout,
+        )
+        if len(found) < count:
+            raise KernelError(
+                f"timed out waiting for {count} x {msg_type} (comm {comm_id},"
+                f" parent {parent_id}); got {len(found)}.\n{self.kernel_log()[-3000:]}"
+            )
+        return found
 
     def wait_idle(self, parent_id: str, timeout: float = DEFAULT_TIMEOUT) -> None:
         """Wait for the idle status that ends the handling of request ``parent_id``."""
-        self.wait_for(
-            "status",
-            parent_id=parent_id,
-            predicate=lambda m: m["content"]["execution_state"] == "idle",
-            timeout=timeout,
-        )
+        self.wait_for(predicate=lambda m: is_idle_of(m, parent_id), timeout=timeout)
 
     # shell requests
 
@@ -209,17 +172,10 @@ class Frontend:
         return t.cast(dict[str, t.Any], self._shell_reply(msg_id, timeout)["content"])
 
     def _shell_reply(self, msg_id: str, timeout: float) -> dict[str, t.Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise KernelError(f"no shell reply to {msg_id}\n{self.kernel_log()[-3000:]}")
-            try:
-                reply = self.kc.get_shell_msg(timeout=remaining)
-            except queue.Empty:
-                continue
-            if reply["parent_header"].get("msg_id") == msg_id:
-                return t.cast(dict[str, t.Any], reply)
+        reply = wait_shell_reply(self.kc, msg_id, timeout)
+        if reply is None:
+            raise KernelError(f"no shell reply to {msg_id}\n{self.kernel_log()[-3000:]}")
+        return reply
 
     # the comm protocol, frontend side
 

@@ -13,7 +13,10 @@ import typing as t
 import zmq
 from jupyter_client.session import Session
 
+from .client_common import is_idle_of
 from .frontend import Frontend
+
+__all__ = ["RawIOPubReader", "is_idle_of"]
 
 
 class RawIOPubReader:
@@ -52,7 +55,7 @@ class RawIOPubReader:
             return None
         frames = self.socket.recv_multipart(copy=True)
         _, msg_frames = self.session.feed_identities(frames, copy=True)
-        return t.cast(dict[str, t.Any], self.session.deserialize(msg_frames, content=True))
+        return self.session.deserialize(msg_frames, content=True)
 
     def drain(self, quiet: float = 0.2) -> list[dict[str, t.Any]]:
         """Read until nothing came for ``quiet`` seconds."""
@@ -64,12 +67,3 @@ class RawIOPubReader:
     def close(self) -> None:
         self.socket.close(linger=0)
         self.context.term()
-
-
-def is_idle_of(msg: dict[str, t.Any], msg_id: str) -> bool:
-    """Whether ``msg`` is the idle status ending request ``msg_id``."""
-    return (
-        msg["msg_type"] == "status"
-        and msg["content"].get("execution_state") == "idle"
-        and msg["parent_header"].get("msg_id") == msg_id
-    )

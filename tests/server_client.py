@@ -34,10 +34,10 @@ from pathlib import Path
 import pytest
 import websocket
 
+from .client_common import ExecutionOutput, Message, MessageLog, is_idle_of
+
 DEFAULT_TIMEOUT = 60.0
 WS_PROTOCOL = "v1.kernel.websocket.jupyter.org"
-
-Message = dict[str, t.Any]
 
 
 class ServerError(AssertionError):
@@ -81,7 +81,7 @@ def _decode(channel: str, parts: list[bytes]) -> Message:
 
 
 @dataclasses.dataclass
-class ServerExecution:
+class ServerExecution(ExecutionOutput):
     """What one execute_request produced, as the websocket client saw it."""
 
     msg_id: str
@@ -92,22 +92,6 @@ class ServerExecution:
     def status(self) -> str:
         return str(self.reply["content"]["status"])
 
-    @property
-    def stdout(self) -> str:
-        return "".join(
-            m["content"]["text"]
-            for m in self.iopub
-            if m["msg_type"] == "stream" and m["content"]["name"] == "stdout"
-        )
-
-    @property
-    def stderr(self) -> str:
-        return "".join(
-            m["content"]["text"]
-            for m in self.iopub
-            if m["msg_type"] == "stream" and m["content"]["name"] == "stderr"
-        )
-
 
 class ServerKernel:
     """A kernel of a Jupyter Server, connected to its websocket channels as JupyterLab is."""
@@ -116,9 +100,7 @@ class ServerKernel:
         self.server = server
         self.kernel_id = kernel_id
         self.session_id = uuid.uuid4().hex
-        self._messages: list[Message] = []
-        self._cond = threading.Condition()
-        self._closed = False
+        self._messages: MessageLog[Message] = MessageLog()
         self.ws = websocket.create_connection(
             f"{server.ws_url}/api/kernels/{kernel_id}/channels?session_id={self.session_id}",
             header=[f"Authorization: token {server.token}"],
@@ -139,21 +121,15 @@ class ServerKernel:
             try:
                 frame = self.ws.recv()
             except Exception:
-                with self._cond:
-                    self._closed = True
-                    self._cond.notify_all()
+                self._messages.close()
                 return
             if not isinstance(frame, bytes):
                 continue
-            msg = _decode(*unpack_ws_message(frame))
-            with self._cond:
-                self._messages.append(msg)
-                self._cond.notify_all()
+            self._messages.append(_decode(*unpack_ws_message(frame)))
 
     def mark(self) -> int:
         """A position in the log of received messages; pass it as ``since``."""
-        with self._cond:
-            return len(self._messages)
+        return self._messages.mark()
 
     def messages(
         self,
@@ -164,9 +140,11 @@ class ServerKernel:
         since: int = 0,
     ) -> list[Message]:
         """Messages received so far that match."""
-        with self._cond:
-            msgs = self._messages[since:]
-        return [m for m in msgs if _matches(m, channel, msg_type, parent_id, comm_id)]
+        return [
+            m
+            for m in self._messages.since(since)
+            if _matches(m, channel, msg_type, parent_id, comm_id)
+        ]
 
     def wait_for(
         self,
@@ -176,47 +154,28 @@ class ServerKernel:
         timeout: float = DEFAULT_TIMEOUT,
     ) -> Message:
         """Wait for the first message on ``channel`` after ``since`` matching ``predicate``."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            index = since
-            while True:
-                while index < len(self._messages):
-                    msg = self._messages[index]
-                    index += 1
-                    if (channel is None or msg["channel"] == channel) and predicate(msg):
-                        return msg
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or self._closed:
-                    why = "websocket closed" if self._closed else f"timed out after {timeout} s"
-                    raise ServerError(f"{why} waiting on {channel}\n{self.server.log()[-3000:]}")
-                self._cond.wait(min(remaining, 0.2))
+        found = self._messages.wait_for(
+            lambda m: (channel is None or m["channel"] == channel) and predicate(m),
+            since=since,
+            timeout=timeout,
+        )
+        if not found:
+            why = "websocket closed" if self._messages.closed else f"timed out after {timeout} s"
+            raise ServerError(f"{why} waiting on {channel}\n{self.server.log()[-3000:]}")
+        return found[0]
 
     def wait_quiet(self, quiet: float = 1.5, timeout: float = DEFAULT_TIMEOUT) -> int:
         """Wait until nothing arrived for ``quiet`` seconds; return how many messages arrived."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            count, since = len(self._messages), time.monotonic()
-            while time.monotonic() - since < quiet:
-                if time.monotonic() > deadline:
-                    raise ServerError(f"still receiving after {timeout} s")
-                self._cond.wait(0.1)
-                if len(self._messages) != count:
-                    count, since = len(self._messages), time.monotonic()
-            return count
+        count = self._messages.wait_quiet(quiet, timeout)
+        if count is None:
+            raise ServerError(f"still receiving after {timeout} s")
+        return count
 
     def wait_idle(
         self, parent_id: str, since: int = 0, timeout: float = DEFAULT_TIMEOUT
     ) -> Message:
         """Wait for the idle status that ends the handling of request ``parent_id``."""
-        return self.wait_for(
-            lambda m: (
-                m["msg_type"] == "status"
-                and m["parent_header"].get("msg_id") == parent_id
-                and m["content"].get("execution_state") == "idle"
-            ),
-            since=since,
-            timeout=timeout,
-        )
+        return self.wait_for(lambda m: is_idle_of(m, parent_id), since=since, timeout=timeout)
 
     # sending
 
