@@ -177,7 +177,7 @@ def machine() -> dict[str, t.Any]:
                 break
     except OSError:
         pass
-    versions = {}
+    versions: dict[str, str | None] = {}
     for dist in ("ipykernel", "jupyter_client", "pyzmq", "comm", "ipywidgets", "kernel-comm-ext"):
         try:
             versions[dist] = importlib.metadata.version(dist)

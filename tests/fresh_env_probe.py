@@ -61,8 +61,10 @@ def main() -> None:
     with tempfile.TemporaryFile() as log:
         km, kc = start_new_kernel(kernel_name="python3", stdout=log, stderr=log)
         try:
+            spec = km.kernel_spec
+            assert spec is not None
             result: dict[str, t.Any] = {
-                "kernel_argv": km.kernel_spec.argv,
+                "kernel_argv": spec.argv,
                 "expressions": ask(kc, EXPRESSIONS),
             }
             result["cells"] = [run_cell(kc, code) for code in request.get("cells", [])]

@@ -99,7 +99,7 @@ class Model:
         kind, value = ref
         pool = {"open": self.open, "closed": self.closed, "anchor": self.anchors}.get(kind)
         if pool:
-            return pool[value % len(pool)]
+            return str(pool[value % len(pool)])
         if kind == "text" and value not in self.racy:
             return str(value)
         return uuid.uuid4().hex
@@ -126,7 +126,8 @@ class Model:
 
 # Stands for a string longer than any id may be; expanded when sent (keeps reprs short).
 LONG = "<long string>"
-text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+SURROGATES: tuple[t.Literal["Cs"]] = ("Cs",)
+text = st.text(st.characters(blacklist_categories=SURROGATES), max_size=12)
 json_values = st.recursive(
     st.none()
     | st.booleans()

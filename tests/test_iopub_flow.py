@@ -183,7 +183,7 @@ def test_stalled_reader_falls_back_after_the_wait_and_recovers(ext_kernel: Front
         time.sleep(max(0.0, stalled_at + STALLED_FOR - time.monotonic()))
         reader.drain(quiet=0.5)  # the reader reads again: what zmq kept for it
         msg_id = ext_kernel.execute("print('after the stall')").msg_id
-        later = []
+        later: list[dict[str, t.Any]] = []
         while not later or not is_idle_of(later[-1], msg_id):
             msg = reader.recv(timeout=10)
             assert msg is not None, "later output never reached the recovered reader"
@@ -216,7 +216,7 @@ def test_stalled_reader_with_a_shorter_configured_wait(ext_kernel: Frontend) -> 
         assert "KernelCommManager.iopub_stall_timeout" in ext_kernel.kernel_log()
         reader.drain(quiet=0.5)
         msg_id = ext_kernel.execute("print('after the stall')").msg_id
-        later = []
+        later: list[dict[str, t.Any]] = []
         while not later or not is_idle_of(later[-1], msg_id):
             msg = reader.recv(timeout=10)
             assert msg is not None, "later output never reached the recovered reader"

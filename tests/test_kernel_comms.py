@@ -18,14 +18,14 @@ def _raw_iopub_frames(fe: Frontend, code: str, count: int) -> list[list[bytes]]:
     this subscribes to the kernel's IOPub port directly.
     """
     info = fe.km.get_connection_info()
-    ctx = zmq.Context.instance()
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     sub = ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.SUBSCRIBE, b"comm-")
     sub.connect(f"{info['transport']}://{info['ip']}:{info['iopub_port']}")
     try:
         time.sleep(0.3)  # let the subscription reach the kernel's XPUB socket
         fe.run(code)
-        frames = []
+        frames: list[list[bytes]] = []
         while len(frames) < count:
             if not sub.poll(10_000):
                 raise AssertionError(f"only {len(frames)} of {count} raw comm messages arrived")

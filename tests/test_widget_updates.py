@@ -20,7 +20,9 @@ from kernel_comm_ext.delivery.widget_updates import WidgetUpdate
 PARENT = {"header": {"msg_id": "cell-1"}}
 
 
-def update_message(state: dict[str, t.Any], parent: t.Any = PARENT, metadata: t.Any = None):
+def update_message(
+    state: dict[str, t.Any], parent: t.Any = PARENT, metadata: t.Any = None
+) -> tuple[dict[str, t.Any], list[memoryview] | None]:
     """The (content, buffers) ipywidgets sends for ``state``."""
     wire_state, paths, buffers = _remove_buffers(state)
     content = {
@@ -37,7 +39,9 @@ def parse(state: dict[str, t.Any], parent: t.Any = PARENT, metadata: t.Any = Non
     return update
 
 
-def apply_on_frontend(model: dict[str, t.Any], content: dict[str, t.Any], buffers) -> None:
+def apply_on_frontend(
+    model: dict[str, t.Any], content: dict[str, t.Any], buffers: list[memoryview] | None
+) -> None:
     """What the page does with an update: put the buffers into the state, set the keys."""
     state = copy.deepcopy(content["data"]["state"])
     for path, buf in zip(content["data"]["buffer_paths"], buffers or [], strict=True):

@@ -7,6 +7,7 @@ whose comm anywidget opens with ``comm.create_comm`` itself.
 
 from __future__ import annotations
 
+import functools
 import typing as t
 
 import pytest
@@ -36,10 +37,11 @@ def test_anywidget_counters_round_trip(open_notebook: OpenNotebook) -> None:
         button.click()
         button.click()
         expect(button).to_have_text(f"{name}: 2")
-        wait_until(lambda n=name: kernel.eval(f"{n}.value"), 2, what=f"{name}.value in the kernel")
+        value_in_kernel = functools.partial(kernel.eval, f"{name}.value")
+        wait_until(value_in_kernel, 2, what=f"{name}.value in the kernel")
 
         kernel.run(f"{name}.value = 40")
         expect(button).to_have_text(f"{name}: 40")
         button.click()
-        wait_until(lambda n=name: kernel.eval(f"{n}.value"), 41, what=f"{name}.value in the kernel")
+        wait_until(value_in_kernel, 41, what=f"{name}.value in the kernel")
     assert_ours(kernel)

@@ -112,7 +112,7 @@ def test_an_interrupted_wait_grants_grace(monkeypatch: pytest.MonkeyPatch) -> No
     assert backlog.producer_waits == 1
     # After it, senders are held again (a clock past the grace, a second per reading).
     later = itertools.count(time.monotonic() + backlog_module.INTERRUPT_GRACE + 1)
-    monkeypatch.setattr(backlog_module.time, "monotonic", lambda: float(next(later)))
+    monkeypatch.setattr(time, "monotonic", lambda: float(next(later)))
     backlog.wait_for_room(lambda: True, patience=2)
     assert backlog.producer_waits == 2
     assert backlog.gave_up == 1

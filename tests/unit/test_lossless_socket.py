@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import typing as t
 
 import pytest
 import zmq
 
-from kernel_comm_ext.iopub import socket as socket_module
 from kernel_comm_ext.iopub.backlog import Backlog
 from kernel_comm_ext.iopub.socket import LosslessSocket
 
@@ -76,7 +76,7 @@ class FakeClock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     fake = FakeClock()
-    monkeypatch.setattr(socket_module.time, "monotonic", fake)
+    monkeypatch.setattr(time, "monotonic", fake)
     return fake
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from kernel_comm_ext.delivery import rate_budget
 from kernel_comm_ext.delivery.rate_budget import BURST_SECONDS, DEBT_SECONDS, RateBudget
 
 
@@ -24,7 +25,7 @@ class FakeClock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     fake = FakeClock()
-    monkeypatch.setattr(rate_budget.time, "monotonic", fake)
+    monkeypatch.setattr(time, "monotonic", fake)
     return fake
 
 

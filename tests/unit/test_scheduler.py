@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import threading
 import typing as t
@@ -54,7 +55,7 @@ def test_a_burst_takes_one_place_in_ipykernels_queue(iopub_thread: FakeIOPubThre
     scheduler = _scheduler(iopub_thread)
     ran: list[int] = []
     for i in range(100):
-        iopub_thread.schedule(lambda i=i: ran.append(i))
+        iopub_thread.schedule(functools.partial(ran.append, i))
     assert len(iopub_thread._events) == 1
     iopub_thread.run_once()
     assert ran == list(range(100))
@@ -143,7 +144,7 @@ def test_stop_gives_schedule_back_and_keeps_the_order(iopub_thread: FakeIOPubThr
     scheduler = _scheduler(iopub_thread)
     ran: list[int] = []
     for i in range(3):
-        iopub_thread.schedule(lambda i=i: ran.append(i))
+        iopub_thread.schedule(functools.partial(ran.append, i))
     scheduler.stop()
     assert "schedule" not in vars(iopub_thread)
     iopub_thread.schedule(lambda: ran.append(3))
@@ -154,7 +155,7 @@ def test_stop_gives_schedule_back_and_keeps_the_order(iopub_thread: FakeIOPubThr
 
 def test_stop_puts_back_a_schedule_someone_set_before(iopub_thread: FakeIOPubThread) -> None:
     wrapped: list[Action] = []
-    iopub_thread.schedule = wrapped.append  # type: ignore[method-assign]
+    vars(iopub_thread)["schedule"] = wrapped.append  # as a wrapper of ipykernel would
     scheduler = _scheduler(iopub_thread)
     iopub_thread.schedule(lambda: None)
     assert len(wrapped) == 1, "the wake-up goes through the earlier wrapper"
