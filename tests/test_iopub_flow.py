@@ -369,7 +369,7 @@ def test_setting_turns_lossless_iopub_off_and_on(kernel: Frontend) -> None:
         "get_ipython().config.KernelCommManager.lossless_iopub = False\n%load_ext kernel_comm_ext"
     )
     assert kernel.eval(f"{STATS}.state") == "off"
-    # ipykernel's socket; ``schedule`` is the extension's scheduler (iopub_schedule.py).
+    # ipykernel's socket; ``schedule`` is the extension's scheduler (iopub/scheduler.py).
     assert kernel.eval("iopub_state()") == (False, True, 1000, True)
     kernel.run("%config KernelCommManager.iopub_sndhwm = 5000")
     kernel.run("%config KernelCommManager.lossless_iopub = True")

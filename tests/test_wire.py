@@ -1,4 +1,4 @@
-"""The extension's fast path onto IOPub (kernel_comm_ext/kernel/wire.py), end to end.
+"""The extension's fast path onto IOPub (kernel_comm_ext/iopub/wire.py), end to end.
 
 Comm messages are packed with a cached parent header and handed to the IOPub
 thread in batches; a frontend must not be able to tell: every message is

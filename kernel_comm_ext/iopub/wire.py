@@ -148,7 +148,7 @@ class IOPubBatch:
         self.iopub_socket = iopub_socket
         self._iopub_thread = iopub_thread
         # Where the IOPub thread's work waits (ipykernel's queue, or the scheduler's).
-        self._events: collections.deque[t.Any] = ipykernel_queue(iopub_thread)
+        self._hand_off_queue: collections.deque[t.Any] = ipykernel_queue(iopub_thread)
         # Nothing that can start the garbage collector (which may close a comm, and so
         # send, from BaseComm.__del__) runs while this is held: no object is created.
         self._lock = threading.RLock()
@@ -170,7 +170,7 @@ class IOPubBatch:
         Batches go to the IOPub thread through ``schedule``; a scheduler standing
         in for it (``scheduler.py``) keeps them in a queue of its own.
         """
-        self._events = ipykernel_queue(self._iopub_thread) if queue is None else queue
+        self._hand_off_queue = ipykernel_queue(self._iopub_thread) if queue is None else queue
 
     def send_multipart(self, frames: Frames, copy: bool = True, nbytes: int = 0) -> None:
         """Queue one message (with ``nbytes`` of buffers) for the IOPub thread."""
@@ -189,9 +189,9 @@ class IOPubBatch:
     def _join(self, item: tuple[Frames, bool], nbytes: int, new: _Batch | None = None) -> bool:
         """Add ``item`` to the last queued batch if it has room, else make ``new`` current."""
         with self._lock:
-            batch, events = self._batch, self._events
+            batch, queue = self._batch, self._hand_off_queue
             try:
-                last = events[-1]
+                last = queue[-1]
             except IndexError:  # the IOPub thread took everything meanwhile
                 last = None
             if (
