@@ -56,6 +56,17 @@ def iopub_state():
 """
 
 
+@pytest.fixture
+def ext_kernel(ext_kernel: Frontend) -> Frontend:
+    """The extension with its rate budget off: these floods are meant to reach IOPub at once.
+
+    With the budget, comm messages past 500/s wait in the kernel before IOPub
+    (README, "Delivery under load"), and a flood never fills the socket.
+    """
+    ext_kernel.run("%config KernelCommManager.rate_budget = 0")
+    return ext_kernel
+
+
 def _flood(n: int = N_MESSAGES, pad: int = 0) -> str:
     return FLOOD.format(n=n, pad=pad)
 
