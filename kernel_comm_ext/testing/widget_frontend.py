@@ -119,6 +119,7 @@ class PlotlyFigure:
     """
 
     def __init__(self, model: WidgetModel) -> None:
+        self.comm_id = model.comm_id
         self.traces: list[dict[str, t.Any]] = copy.deepcopy(model.opened.get("_widget_data", []))
         #: Every restyle applied, in order.
         self.restyles: list[dict[str, t.Any]] = []
