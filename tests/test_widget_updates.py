@@ -125,7 +125,6 @@ def test_the_callers_state_is_not_changed() -> None:
         ("comm_msg", {"method": "request_state"}, 0),
         ("comm_msg", {"state": {"value": 1}}, 0),
         ("comm_msg", {"method": "update", "state": [1]}, 0),
-        ("comm_msg", {"method": "update", "state": {"msg_id": "cell-1"}, "buffer_paths": []}, 0),
         ("comm_msg", {"method": "update", "state": {}, "buffer_paths": [["a"]]}, 0),
         ("comm_msg", {"method": "update", "state": {}, "buffer_paths": []}, 1),
         ("comm_msg", {"method": "update", "state": {}, "buffer_paths": [[]]}, 1),

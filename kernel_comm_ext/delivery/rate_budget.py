@@ -7,9 +7,9 @@ the window, and counts every message but ``status``, ``comm_open`` and
 ``comm_close`` traffic well under that: ``rate`` tokens a second, at most
 ``BURST_SECONDS`` of them saved up, so any 3 s carry at most 3.5 x ``rate``
 messages (1,750 at the default 500/s), leaving room for the cell's other
-output and for messages that reach the server bunched up. Messages that must
-go out anyway (never dropped, not paced) run the budget into debt, as they
-fill the server's window too.
+output and for messages that reach the server bunched up. A message that may
+not wait for a merge can go out on credit (``owe``): at most ``DEBT_SECONDS``
+of budget, so any 3 s still carry at most 4.5 x ``rate`` (2,250 at 500/s).
 
 The bucket takes no lock: the sender calls it under its own lock on the slow
 path, and a lost update from two threads racing on the fast path only makes
@@ -22,8 +22,8 @@ import time
 
 #: Tokens saved up at most, in seconds of ``rate``.
 BURST_SECONDS = 0.5
-#: Debt allowed at most, in seconds of ``rate`` (Jupyter Server's default window).
-DEBT_SECONDS = 3.0
+#: Debt allowed at most, in seconds of ``rate``.
+DEBT_SECONDS = 1.0
 
 
 class RateBudget:
@@ -53,14 +53,17 @@ class RateBudget:
         self._tokens = tokens
         return False
 
-    def owe(self) -> None:
-        """Spend one token even if none is there (a message that goes out regardless).
+    def owe(self) -> bool:
+        """Spend one token on credit; False (nothing spent) once the debt is at its floor.
 
-        The next ``take`` does the refill, so this costs no clock read.
+        Called right after a ``take`` that failed, which did the refill, so
+        this costs no clock read.
         """
         tokens = self._tokens - 1.0
         if tokens >= self._floor:
             self._tokens = tokens
+            return True
+        return False
 
     def wait_time(self) -> float:
         """Seconds until ``take`` succeeds (0.0: now)."""

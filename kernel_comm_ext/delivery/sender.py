@@ -3,38 +3,48 @@
 ``session.send`` on ipykernel's IOPub socket only queues the frames for the
 IOPub thread, so it is safe from any thread and keeps each thread's order.
 
-Flow control. Jupyter Server drops IOPub messages past its rate
-limit, so a loop that sets a widget's value 20,000 times can leave the page on
-a stale value. With a rate budget (``rate_budget.py``), a message under budget
-goes out at once; an ipywidgets ``update`` over budget is held, and later
-updates of the same comm merge into it (``widget_updates.py``), so the newest
-state always goes out and fewer messages are sent. A held update goes out
+Flow control (README, "Delivery under load"). Jupyter Server drops IOPub
+messages past its rate limit, so the sender keeps comm traffic within a rate
+budget (``rate_budget.py``):
 
-- before any other message of its comm (per-comm order is never broken),
-- when the cell (or comm callback) ends (the shell's ``post_execute`` event),
-- when the budget allows, sent by a flusher thread that needs nothing of the
-  kernel's event loop, so a synchronous cell that keeps the loop busy still
-  updates the page.
+- Under budget, with nothing waiting, a message goes out at once. This fast
+  path takes no lock.
+- Over budget, a widget ``update`` of a model whose views render from current
+  state (``coalescible.py``) waits, and later updates of that widget merge into
+  it while it waits (``widget_updates.py``).
+- Anything else goes out at once while the budget's debt allows (a second of
+  budget, so the server's window still has room), if nothing of its comm
+  waits; otherwise it waits in order behind what waits.
 
-Every other message is sent as it comes: never merged, never dropped. With
-pacing on it waits (blocking its thread, not reordering) until the budget
-allows it; otherwise it goes out at once and runs the budget into debt.
+What waits goes out in order at the budget's rate from a background thread, and
+all of it when the cell or comm callback ends (the shell's ``post_execute``) or
+on ``flush``. The order of each comm's messages is never changed: a message of
+a comm with something waiting waits behind it, so a custom message is never
+overtaken by its widget's held update. The sending thread is held back only
+while more than the queue's cap waits (messages and bytes), and stays
+interruptible.
 
-The fast path (budget left, nothing held, no pacing) takes no lock.
+Comms the garbage collector finds are not closed from their finalizer (which
+can run inside any lock of any thread): ``close_later`` only appends the comm
+to a deque, and the sender closes it at its next send, flush, or from the
+background thread, through the same queue as every other message.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
-import dataclasses
 import logging
 import threading
 import time
 import typing as t
 
 from ..iopub.wire import IOPubBatch, MessageWriter
+from .coalescible import Rules, mergeable, model_of, parse_rules
 from .rate_budget import RateBudget
+from .stats import CommDelivery, DeliveryStats, model_label
+
+__all__ = ["CommFlow", "CommSender", "DeliveryStats", "flow_of"]
 from .widget_updates import WidgetUpdate
 
 if t.TYPE_CHECKING:
@@ -45,57 +55,107 @@ logger = logging.getLogger("kernel_comm_ext")
 
 # Never spin on a budget that is about to allow the next message.
 _MIN_WAIT = 0.0005
+# How often the idle background thread looks for comms the garbage collector found
+# (a finalizer takes no lock, so it cannot wake the thread).
+_IDLE_POLL = 1.0
+# How often a held-back sender re-checks (a wake-up may be missed by an interrupt).
+_CAP_POLL = 0.1
+# After an interrupt, no thread is held back or made to wait for this long, so
+# the cell's error and idle status go out.
+_AFTER_INTERRUPT = 2.0
+# Most messages the drain takes out of the queue at once (then looks again).
+_DRAIN_BATCH = 64
+
+#: Defaults of the queue's cap.
+DEFAULT_QUEUE_MESSAGES = 10_000
+DEFAULT_QUEUE_BYTES = 64 * 1024 * 1024
 
 
-@dataclasses.dataclass(frozen=True)
-class DeliveryStats:
-    """What a CommSender did so far."""
+class CommFlow:
+    """What the sender knows and counts of one comm; it lives on the comm (``comm.delivery``).
 
-    #: Messages put on the IOPub socket.
-    sent: int
-    #: Widget updates merged into a held one (messages saved).
-    coalesced: int
-    #: Widget updates held back because the budget was spent.
-    held: int
-    #: Held updates not sent yet.
-    pending: int
-    #: Times a paced message waited for the budget, and the seconds it took.
-    paced_waits: int
-    paced_seconds: float
-    #: Held updates that failed to send (logged with their traceback).
-    errors: int
-    #: The settings in force.
-    rate_budget: float
-    coalesce_updates: bool
-    pace_messages: bool
+    Kept on the comm, it survives ``%reload_ext``: the new sender knows the
+    model of a widget opened under the old one.
+    """
 
-    def describe(self) -> str | None:
-        """A few lines for the ``%comm`` report; None until the budget held anything back."""
-        if not (self.held or self.paced_waits or self.errors):
-            return None
-        budget = f"{self.rate_budget:g} msg/s" if self.rate_budget else "off"
-        lines = [
-            f"rate budget: {budget} (coalesce widget updates: {_on(self.coalesce_updates)},"
-            f" pace other messages: {_on(self.pace_messages)})",
-            f"sent: {self.sent}, widget updates coalesced (saved): {self.coalesced},"
-            f" held now: {self.pending}",
-            f"paced: {self.paced_waits} waits, {self.paced_seconds:.2f} s",
-        ]
-        if self.errors:
-            lines.append(f"held updates that failed to send (see the log): {self.errors}")
-        return "\n".join(lines)
+    __slots__ = (
+        "largest_queue",
+        "max_wait",
+        "merged",
+        "model",
+        "queued",
+        "wait_seconds",
+        "waited",
+    )
+
+    def __init__(self, model: tuple[str, str] | None) -> None:
+        #: (model module, model name) from the comm's comm_open; None: unknown.
+        self.model = model
+        self.merged = self.waited = self.queued = self.largest_queue = 0
+        self.wait_seconds = self.max_wait = 0.0
 
 
-def _on(flag: bool) -> str:
-    return "on" if flag else "off"
+class _Entry:
+    """One message waiting in the queue."""
+
+    __slots__ = (
+        "buffers",
+        "comm",
+        "content",
+        "flow",
+        "in_flight",
+        "metadata",
+        "msg_type",
+        "nbytes",
+        "parent",
+        "since",
+        "update",
+    )
+
+    def __init__(
+        self,
+        comm: BaseComm,
+        flow: CommFlow,
+        msg_type: str,
+        content: dict[str, t.Any],
+        metadata: dict[str, t.Any],
+        parent: dict[str, t.Any],
+        buffers: list[memoryview] | None,
+        update: WidgetUpdate | None,
+    ) -> None:
+        self.comm = comm
+        self.flow = flow
+        self.msg_type = msg_type
+        self.content = content
+        self.metadata = metadata
+        self.parent = parent
+        self.buffers = buffers
+        #: The update this message carries, when later ones may merge into it.
+        self.update = update
+        self.nbytes = sum(b.nbytes for b in buffers) if buffers else 0
+        self.since = time.monotonic()
+        #: Taken out of the queue, being sent: nothing merges into it any more.
+        self.in_flight = False
+
+
+def flow_of(comm: t.Any) -> CommFlow:
+    """The comm's ``CommFlow``, made (model unknown) if it has none."""
+    flow = getattr(comm, "delivery", None)
+    if flow is None:
+        flow = CommFlow(None)
+        with contextlib.suppress(AttributeError):
+            comm.delivery = flow
+    return t.cast(CommFlow, flow)
 
 
 class CommSender:
     """Sends comm messages through a kernel's session on its IOPub socket.
 
     ``rate_budget`` is in messages per second (0: no budget, everything is
-    sent at once); ``coalesce_updates`` merges held widget updates;
-    ``pace_messages`` makes other messages wait for the budget.
+    sent at once); ``coalesce_updates`` merges waiting updates of coalescible
+    widgets (``coalescible.py``, plus ``coalescible`` entries); at most
+    ``max_messages`` and ``max_bytes`` wait before the sending thread is held
+    back (0: no cap).
     """
 
     def __init__(
@@ -103,29 +163,48 @@ class CommSender:
         kernel: t.Any,
         rate_budget: float = 0.0,
         coalesce_updates: bool = True,
-        pace_messages: bool = False,
+        *,
+        coalescible: t.Iterable[str] = (),
+        max_messages: int = DEFAULT_QUEUE_MESSAGES,
+        max_bytes: int = DEFAULT_QUEUE_BYTES,
     ) -> None:
         self.session = kernel.session
         self.iopub_socket = IOPubBatch.wrap(kernel.iopub_socket)
         self._writer = MessageWriter(kernel.session)
-        # Reentrant: a comm collected while the lock is held closes itself
-        # through ``send`` on the same thread.
-        self._cond = threading.Condition(threading.RLock())
-        self._local = threading.local()  # .depth: nesting of the lock on this thread
-        # A comm the garbage collector closes on the IOPub thread must not make
-        # that thread wait for the budget: all IOPub output would wait with it.
+        # Guards the queue and the counts below; never held while sending.
+        self._cond = threading.Condition(threading.Lock())
+        # Held while sending what was taken out of the queue: one drain at a time.
+        self._drain_lock = threading.Lock()
+        # A send from ipykernel's IOPub thread never waits: all IOPub output would wait.
         self._iopub_thread = getattr(getattr(kernel, "iopub_thread", None), "thread", None)
-        # Held updates by comm id, oldest first: (comm, update).
-        self._pending: dict[str, tuple[BaseComm, WidgetUpdate]] = {}
+        self._queue: collections.deque[_Entry] = collections.deque()
+        # The last entry of each comm still queued or being sent.
+        self._tail: dict[str, _Entry] = {}
+        # Entries queued or being sent, and their bytes: the fast path reads the count.
+        self._waiting = 0
+        self._waiting_bytes = 0
+        # Comms found by the garbage collector, to close (appended by finalizers).
+        self._collected: collections.deque[BaseComm] = collections.deque()
         self._budget: RateBudget | None = None
         self._coalesce = coalesce_updates
-        self._pace = pace_messages
+        self._rules: Rules = parse_rules(coalescible)
+        self._max_messages = max_messages
+        self._max_bytes = max_bytes
         self._flusher: threading.Thread | None = None
         self._flusher_lock = threading.Lock()
         self._closed = False
-        self._sent = self._coalesced = self._held = self._paced_waits = self._errors = 0
-        self._paced_seconds = 0.0
-        self.configure(rate_budget, coalesce_updates, pace_messages)
+        self._interrupted_at = -_AFTER_INTERRUPT
+        self._sent = self._coalesced = self._waited = self._errors = 0
+        self._owed = self._held_back = self._collected_closes = 0
+        self._largest_queue = self._largest_queue_bytes = 0
+        self._wait_seconds = self._max_wait = self._held_back_seconds = 0.0
+        self.configure(
+            rate_budget,
+            coalesce_updates,
+            coalescible=coalescible,
+            max_messages=max_messages,
+            max_bytes=max_bytes,
+        )
         self._events = getattr(getattr(kernel, "shell", None), "events", None)
         if self._events is not None:
             self._events.register("post_execute", self.flush)
@@ -142,17 +221,15 @@ class CommSender:
         buffers: list[memoryview] | None,
     ) -> None:
         """Send one message of ``comm``, within the budget (see the module's docstring)."""
+        if self._collected:
+            self.close_collected()
         budget = self._budget
-        # Jupyter Server does not count comm_open; neither does the budget.
-        if budget is not None and msg_type != "comm_open":
-            if self._pending or self._pace:
-                self._send_controlled(comm, msg_type, content, metadata, parent, buffers)
-                return
-            if not budget.take():
-                if self._coalesce and _looks_like_update(content):
-                    self._send_controlled(comm, msg_type, content, metadata, parent, buffers)
-                    return
-                budget.owe()
+        if msg_type == "comm_open":
+            # Jupyter Server does not count comm_open; neither does the budget.
+            comm.delivery = CommFlow(model_of(content))  # type: ignore[attr-defined]
+        elif budget is not None and (self._waiting or not budget.take()):
+            self._send_over_budget(comm, msg_type, content, metadata, parent, buffers)
+            return
         self._sent += 1
         self._writer.send(
             self.iopub_socket,
@@ -164,7 +241,7 @@ class CommSender:
             buffers=buffers,
         )
 
-    def _send_controlled(
+    def _send_over_budget(
         self,
         comm: BaseComm,
         msg_type: str,
@@ -173,114 +250,153 @@ class CommSender:
         parent: dict[str, t.Any],
         buffers: list[memoryview] | None,
     ) -> None:
-        # As ``_locked``, inlined: this runs for every update over budget.
-        local = self._local
-        depth = getattr(local, "depth", 0)
+        flow = flow_of(comm)
+        update = None
+        may_merge = False
+        if msg_type == "comm_msg" and self._coalesce and flow.model is not None:
+            traits = self._rules.get(flow.model)
+            if traits is not None and _looks_like_update(content):
+                update = WidgetUpdate.parse(msg_type, content, metadata, parent, buffers)
+                may_merge = update is not None and mergeable(traits, update.keys())
         with self._cond:
-            local.depth = depth + 1
-            try:
-                budget = self._budget
-                if self._coalesce and budget is not None:
-                    update = WidgetUpdate.parse(msg_type, content, metadata, parent, buffers)
-                    if update is not None:
-                        self._hold(comm, update, budget)
-                        return
-                self._send_after_held(comm, may_wait=self._may_wait(depth))
-                self._emit(comm, msg_type, content, metadata, parent, buffers)
-            finally:
-                local.depth = depth
-
-    @contextlib.contextmanager
-    def _locked(self) -> t.Iterator[bool]:
-        """Hold the lock; yield whether this thread may wait for the budget.
-
-        Nested (a comm the garbage collector closes while this thread holds
-        the lock sends its comm_close), it must not: waiting releases the lock
-        in the middle of the outer operation. Nor may the IOPub thread.
-        """
-        local = self._local
-        depth = getattr(local, "depth", 0)
-        with self._cond:
-            local.depth = depth + 1
-            try:
-                yield self._may_wait(depth)
-            finally:
-                local.depth = depth
-
-    def _may_wait(self, depth: int) -> bool:
-        """Whether a send at this lock depth, on this thread, may wait for the budget."""
-        return depth == 0 and threading.current_thread() is not self._iopub_thread
-
-    def _hold(self, comm: BaseComm, update: WidgetUpdate, budget: RateBudget) -> None:
-        """Merge ``update`` into the comm's held one, or hold it; send what the budget allows."""
-        pending = self._pending
-        held = pending.get(comm.comm_id)
-        if held is not None:
-            held[1].merge(update)
-            self._coalesced += 1
-            if pending.get(comm.comm_id) is not held:
-                # A nested send emitted it meanwhile: hold the merged state again.
-                pending[comm.comm_id] = held
-        elif not pending and budget.take():
-            content, buffers = update.message()
-            self._emit(comm, "comm_msg", content, update.metadata, update.parent, buffers)
-            return
-        else:
-            pending[comm.comm_id] = (comm, update)
-            self._held += 1
-            self._wake_flusher()
-        self._drain()
-
-    def _send_after_held(self, comm: BaseComm, may_wait: bool) -> None:
-        """Spend the budget for one message of ``comm``, sending its held update first.
-
-        Paced, this waits for the budget and gives held updates (oldest first)
-        their turn; otherwise the budget goes into debt. Called under the lock;
-        waiting releases it, so the loop looks again at what is held.
-        """
-        pending = self._pending
-        while True:
+            tail = self._tail.get(comm.comm_id)
             budget = self._budget
-            if budget is None:
-                return
-            if self._pace and may_wait:
-                if not budget.take():
-                    self._wait_for_budget(budget)
-                    continue
+            if tail is not None or budget is None:
+                if (
+                    may_merge
+                    and tail is not None
+                    and tail.update is not None
+                    and not tail.in_flight
+                    and update is not None
+                ):
+                    tail.update.merge(update)
+                    self._coalesced += 1
+                    flow.merged += 1
+                    return
+                if tail is None and not self._waiting:
+                    send_now = True  # the budget was turned off meanwhile
+                else:
+                    self._enqueue(comm, flow, msg_type, content, metadata, parent, buffers, update)
+                    send_now = False
+            elif not self._waiting and budget.take():
+                send_now = True
+            elif not may_merge and budget.owe():
+                self._owed += 1
+                send_now = True
             else:
-                budget.owe()
-            comm_id = comm.comm_id if comm.comm_id in pending else None
-            if comm_id is None and self._pace and may_wait and pending:
-                comm_id = next(iter(pending))
-            if comm_id is None:
-                return
-            self._emit_held(*pending.pop(comm_id))
+                self._enqueue(comm, flow, msg_type, content, metadata, parent, buffers, update)
+                send_now = False
+            if not send_now and self._over_cap() and self._may_wait():
+                self._hold_back()
+        if send_now:
+            self._emit(comm, msg_type, content, metadata, parent, buffers)
 
-    # held updates
+    def _enqueue(
+        self,
+        comm: BaseComm,
+        flow: CommFlow,
+        msg_type: str,
+        content: dict[str, t.Any],
+        metadata: dict[str, t.Any],
+        parent: dict[str, t.Any],
+        buffers: list[memoryview] | None,
+        update: WidgetUpdate | None,
+    ) -> None:
+        """Put a message at the end of the queue (under the lock)."""
+        entry = _Entry(comm, flow, msg_type, content, metadata, parent, buffers, update)
+        queue = self._queue
+        queue.append(entry)
+        self._tail[comm.comm_id] = entry
+        self._waiting += 1
+        self._waiting_bytes += entry.nbytes
+        self._waited += 1
+        flow.waited += 1
+        flow.queued += 1
+        flow.largest_queue = max(flow.largest_queue, flow.queued)
+        self._largest_queue = max(self._largest_queue, self._waiting)
+        self._largest_queue_bytes = max(self._largest_queue_bytes, self._waiting_bytes)
+        if len(queue) == 1:
+            self._cond.notify_all()  # the background thread waits for the first one
 
-    def _drain(self) -> None:
-        """Send held updates, oldest first, while the budget allows (under the lock)."""
-        pending = self._pending
-        budget = self._budget
-        while pending and (budget is None or budget.take()):
-            self._emit_held(*pending.pop(next(iter(pending))))
+    def _over_cap(self) -> bool:
+        return bool(
+            (self._max_messages and self._waiting > self._max_messages)
+            or (self._max_bytes and self._waiting_bytes > self._max_bytes)
+        )
 
-    def _wait_for_budget(self, budget: RateBudget) -> None:
+    def _may_wait(self) -> bool:
+        """Whether this thread may wait: not the IOPub thread, nor the sender's, nor after ^C."""
+        current = threading.current_thread()
+        return (
+            current is not self._iopub_thread
+            and current is not self._flusher
+            and time.monotonic() - self._interrupted_at > _AFTER_INTERRUPT
+        )
+
+    def _hold_back(self) -> None:
+        """Wait (under the lock) until the queue is back under its cap; ^C ends the wait."""
         start = time.monotonic()
-        self._cond.wait(max(budget.wait_time(), _MIN_WAIT))
-        self._paced_waits += 1
-        self._paced_seconds += time.monotonic() - start
+        self._held_back += 1
+        try:
+            while self._over_cap() and not self._closed and self._budget is not None:
+                self._cond.wait(_CAP_POLL)
+        except KeyboardInterrupt:
+            self._interrupted_at = time.monotonic()
+            raise
+        finally:
+            self._held_back_seconds += time.monotonic() - start
 
-    def _wake_flusher(self) -> None:
+    # the queue
+
+    def _drain(self, limited: bool = True) -> None:
+        """Send what waits, oldest first: what the budget allows, or (not ``limited``) all."""
+        with self._drain_lock:
+            while True:
+                with self._cond:
+                    batch = self._take(limited)
+                if not batch:
+                    return
+                try:
+                    for entry in batch:
+                        self._emit_entry(entry)
+                finally:
+                    with self._cond:
+                        self._sent_off(batch)
+
+    def _take(self, limited: bool) -> list[_Entry]:
+        """Take the next messages the budget allows out of the queue (under the lock)."""
+        queue = self._queue
+        budget = self._budget if limited else None
+        batch: list[_Entry] = []
+        while queue and len(batch) < _DRAIN_BATCH:
+            if budget is not None and not budget.take():
+                break
+            entry = queue.popleft()
+            entry.in_flight = True
+            batch.append(entry)
+        return batch
+
+    def _sent_off(self, batch: list[_Entry]) -> None:
+        """Count out entries that were sent (under the lock); wake who waits for room."""
+        now = time.monotonic()
+        tail = self._tail
+        for entry in batch:
+            waited = now - entry.since
+            flow = entry.flow
+            flow.queued -= 1
+            flow.wait_seconds += waited
+            flow.max_wait = max(flow.max_wait, waited)
+            self._wait_seconds += waited
+            self._max_wait = max(self._max_wait, waited)
+            self._waiting -= 1
+            self._waiting_bytes -= entry.nbytes
+            comm_id = entry.comm.comm_id
+            if tail.get(comm_id) is entry:
+                del tail[comm_id]
         self._cond.notify_all()
 
     def _start_flusher(self) -> None:
-        """Start the flusher thread once a budget is set; never under the sender's lock.
-
-        ``Thread.start`` waits for the new thread, whose start-up can run the
-        garbage collector, whose comm finalizers send: under the lock, that
-        deadlocks.
-        """
+        """Start the background thread once a budget is set; never under the sender's lock."""
         with self._flusher_lock:
             if self._flusher is not None or self._closed or self._budget is None:
                 return
@@ -290,32 +406,81 @@ class CommSender:
             self._flusher.start()
 
     def _run_flusher(self) -> None:
-        """Send held updates whenever the budget allows, until closed."""
-        with self._locked():
-            while not self._closed:
-                budget = self._budget
-                if not self._pending:
-                    self._cond.wait()
-                elif budget is not None and budget.wait_time() > 0:
-                    self._cond.wait(max(budget.wait_time(), _MIN_WAIT))
-                else:
-                    self._drain()
+        """Send what waits whenever the budget allows, and close collected comms, until closed."""
+        while not self._closed:
+            try:
+                if self._collected:
+                    self.close_collected()
+                with self._cond:
+                    if self._closed:
+                        return
+                    if not self._queue:
+                        self._cond.wait(_IDLE_POLL)
+                        continue
+                    budget = self._budget
+                    wait = budget.wait_time() if budget is not None else 0.0
+                    if wait > 0:
+                        self._cond.wait(max(wait, _MIN_WAIT))
+                        continue
+                self._drain()
+            except Exception:
+                logger.exception("kernel-comm-ext: the background sender failed; it goes on")
+                time.sleep(_CAP_POLL)
 
     def flush(self) -> None:
-        """Send every held update now, waiting for the budget if it is spent.
+        """Send everything that waits, waiting for the budget (^C ends the wait).
 
         Runs when a cell or comm callback ends (``post_execute``), so the page
-        has the cell's last widget state before the cell's idle status.
+        has the cell's last widget state before the cell's idle status. On the
+        IOPub thread, and just after an interrupt, it sends only what the
+        budget allows now; the background thread sends the rest.
         """
-        if not self._pending:
+        if self._collected:
+            self.close_collected()
+        if not self._waiting:
             return
-        with self._locked() as may_wait:
-            self._drain()
-            while self._pending and may_wait:
-                budget = self._budget
-                if budget is not None:
-                    self._wait_for_budget(budget)
+        may_wait = self._may_wait()
+        try:
+            while True:
                 self._drain()
+                with self._cond:
+                    budget = self._budget
+                    if not self._queue or not may_wait or budget is None:
+                        break
+                    wait = budget.wait_time()
+                    if wait > 0:
+                        self._cond.wait(max(wait, _MIN_WAIT))
+        except KeyboardInterrupt:
+            self._interrupted_at = time.monotonic()
+            raise
+
+    # closes found by the garbage collector
+
+    def close_later(self, comm: BaseComm) -> bool:
+        """Queue the close of a comm the garbage collector found; False once this sender is closed.
+
+        Called from the comm's finalizer, which can run inside any lock of any
+        thread: it takes no lock and sends nothing (``deque.append`` is atomic).
+        """
+        if self._closed:
+            return False
+        self._collected.append(comm)
+        return True
+
+    def close_collected(self) -> None:
+        """Close the comms the garbage collector found (their comm_close goes through the queue)."""
+        collected = self._collected
+        while collected:
+            try:
+                comm = collected.popleft()
+            except IndexError:  # another thread took the last one
+                return
+            self._collected_closes += 1
+            try:
+                comm.close()
+            except Exception:
+                self._errors += 1
+                logger.exception("Could not close the collected comm %s", comm.comm_id)
 
     # the wire
 
@@ -339,48 +504,67 @@ class CommSender:
             buffers=buffers,
         )
 
-    def _emit_held(self, comm: BaseComm, update: WidgetUpdate) -> None:
-        # Whoever sends a held update (the flusher, another comm's sender) must
+    def _emit_entry(self, entry: _Entry) -> None:
+        # Whoever sends a waiting message (the background thread, a flush) must
         # not get its error: it is logged with its traceback.
-        content, buffers = update.message()
+        content, buffers = entry.content, entry.buffers
+        update = entry.update
+        if update is not None and update.merged:
+            content, buffers = update.message()
         try:
-            self._emit(comm, "comm_msg", content, update.metadata, update.parent, buffers)
+            self._emit(entry.comm, entry.msg_type, content, entry.metadata, entry.parent, buffers)
         except Exception:
             self._errors += 1
-            logger.exception("Could not send the held widget update of comm %s", comm.comm_id)
+            logger.exception(
+                "Could not send the waiting %s of comm %s", entry.msg_type, entry.comm.comm_id
+            )
 
     # settings and life cycle
 
-    def configure(self, rate_budget: float, coalesce_updates: bool, pace_messages: bool) -> None:
-        """Apply new settings; what is held and may no longer be held is sent at once."""
+    def configure(
+        self,
+        rate_budget: float,
+        coalesce_updates: bool = True,
+        *,
+        coalescible: t.Iterable[str] | None = None,
+        max_messages: int | None = None,
+        max_bytes: int | None = None,
+    ) -> None:
+        """Apply new settings; without a budget, what waits is sent at once.
+
+        A bad ``coalescible`` entry raises ``coalescible.BadRule`` and changes nothing.
+        """
         if rate_budget < 0:
             raise ValueError(f"rate_budget must be >= 0 messages per second, not {rate_budget!r}")
-        with self._locked():
+        rules = parse_rules(coalescible) if coalescible is not None else None
+        with self._cond:
             self._coalesce = coalesce_updates
-            self._pace = pace_messages
+            if rules is not None:
+                self._rules = rules
+            if max_messages is not None:
+                self._max_messages = max_messages
+            if max_bytes is not None:
+                self._max_bytes = max_bytes
             if rate_budget == 0 or self._closed:
                 self._budget = None
             elif self._budget is None or self._budget.rate != rate_budget:
                 self._budget = RateBudget(rate_budget)
-            if self._budget is None or not coalesce_updates:
-                self._send_all_held()
+            unlimited = self._budget is None
             self._cond.notify_all()
+        if unlimited:
+            self._drain(limited=False)
         self._start_flusher()
 
-    def _send_all_held(self) -> None:
-        pending = self._pending
-        while pending:
-            self._emit_held(*pending.pop(next(iter(pending))))
-
     def close(self) -> None:
-        """Send what is held, stop the flusher; later messages are sent directly."""
+        """Send what waits, stop the background thread; later messages are sent directly."""
         self.flush()
-        with self._locked():
+        with self._cond:
             self._closed = True
             self._budget = None
-            self._send_all_held()
             self._cond.notify_all()
             flusher = self._flusher
+        self._drain(limited=False)
+        self.close_collected()
         if flusher is not None and flusher is not threading.current_thread():
             flusher.join(timeout=5)
         if self._events is not None:
@@ -406,21 +590,59 @@ class CommSender:
         if isinstance(self.iopub_socket, IOPubBatch):
             self.iopub_socket.hand_off_through(queue)
 
-    def stats(self) -> DeliveryStats:
-        """What this sender did so far (counts from several threads are approximate)."""
+    def stats(self, comms: t.Iterable[t.Any] = ()) -> DeliveryStats:
+        """What this sender did so far, in total and for each of ``comms`` that has figures.
+
+        Counts from several threads are approximate.
+        """
         budget = self._budget
+        per_comm = []
+        for comm in comms:
+            flow = getattr(comm, "delivery", None)
+            if isinstance(flow, CommFlow):
+                per_comm.append(_comm_delivery(comm, flow, self._rules))
         return DeliveryStats(
             sent=self._sent,
             coalesced=self._coalesced,
-            held=self._held,
-            pending=len(self._pending),
-            paced_waits=self._paced_waits,
-            paced_seconds=self._paced_seconds,
+            waited=self._waited,
+            waiting=self._waiting,
+            waiting_bytes=self._waiting_bytes,
+            wait_seconds=self._wait_seconds,
+            max_wait_seconds=self._max_wait,
+            largest_queue=self._largest_queue,
+            largest_queue_bytes=self._largest_queue_bytes,
+            owed=self._owed,
+            held_back=self._held_back,
+            held_back_seconds=self._held_back_seconds,
+            collected_closes=self._collected_closes,
             errors=self._errors,
             rate_budget=budget.rate if budget is not None else 0.0,
             coalesce_updates=self._coalesce,
-            pace_messages=self._pace,
+            max_messages=self._max_messages,
+            max_bytes=self._max_bytes,
+            comms=tuple(per_comm),
         )
+
+
+def _comm_delivery(comm: t.Any, flow: CommFlow, rules: Rules) -> CommDelivery:
+    traits = rules.get(flow.model) if flow.model is not None else None
+    if traits is None:
+        coalescible = "no"
+    elif "*" in traits:
+        coalescible = "yes"
+    else:
+        coalescible = ", ".join(sorted(traits))
+    return CommDelivery(
+        comm_id=str(comm.comm_id),
+        model=model_label(flow.model),
+        coalescible=coalescible,
+        merged=flow.merged,
+        waited=flow.waited,
+        waiting=flow.queued,
+        wait_seconds=flow.wait_seconds,
+        max_wait_seconds=flow.max_wait,
+        largest_queue=flow.largest_queue,
+    )
 
 
 def _looks_like_update(content: dict[str, t.Any]) -> bool:

@@ -13,8 +13,9 @@ value of that key together with the older buffers under it; keys only the older
 one sets stay, with their buffers; paths and buffers stay aligned. The newest
 parent header, metadata and other content keys win.
 
-The sender (``sender.py``) decides when to hold and merge; this module knows
-only the message format.
+The sender (``sender.py``) decides when to hold and merge, and
+``coalescible.py`` which widgets may be merged at all; this module knows only
+the message format.
 """
 
 from __future__ import annotations
@@ -70,9 +71,7 @@ class WidgetUpdate:
         if type(data) is not dict or data.get("method") != "update":
             return None
         state = data.get("state")
-        if type(state) is not dict or "msg_id" in state:
-            # An Output widget's msg_id tells the page where the output that
-            # follows belongs: holding it back would send that output first.
+        if type(state) is not dict:
             return None
         paths = data.get("buffer_paths")
         if paths is None:
@@ -87,6 +86,12 @@ class WidgetUpdate:
                     return None
                 by_key.setdefault(path[0], []).append((path, buf))
         return cls(content, metadata, parent, dict(state), by_key)
+
+    def keys(self) -> list[str]:
+        """The top-level state keys this update sets (in its state or through buffers)."""
+        if not self.buffers:
+            return list(self.state)
+        return [*self.state, *(key for key in self.buffers if key not in self.state)]
 
     def merge(self, newer: WidgetUpdate) -> None:
         """Merge ``newer`` (a later update of the same comm) into this one, in place."""

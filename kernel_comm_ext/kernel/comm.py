@@ -10,7 +10,7 @@ from ..protocol.comm import BaseComm, BuffersType, MaybeDict
 from .buffers import as_buffer_views
 
 if t.TYPE_CHECKING:
-    from ..delivery.sender import CommSender
+    from ..delivery.sender import CommFlow, CommSender
 
 
 # No subshell has sent on the comm yet: the frontend's messages go where they are addressed.
@@ -38,7 +38,7 @@ class KernelComm(BaseComm):
     replies back there (``_reply_subshell_for``).
     """
 
-    __slots__ = ("_reply_subshell_id", "_reply_subshell_ids", "_sender", "kernel")
+    __slots__ = ("_reply_subshell_id", "_reply_subshell_ids", "_sender", "delivery", "kernel")
 
     def __init__(
         self,
@@ -53,6 +53,8 @@ class KernelComm(BaseComm):
         self._sender = sender
         self._reply_subshell_id: object = _UNSET
         self._reply_subshell_ids: dict[str, str | None] | None = None
+        #: What flow control knows and counts of this comm (set by the sender).
+        self.delivery: CommFlow | None = None
         super().__init__(*args, **kwargs)
 
     def publish_msg(
@@ -74,6 +76,12 @@ class KernelComm(BaseComm):
         if header:
             self._note_reply_route(header.get("subshell_id"), data)
         self._sender.send(self, msg_type, content, metadata or {}, parent, views)
+
+    def _close_collected(self) -> None:
+        """Hand the close to the sender, which sends it later (see ``BaseComm.__del__``)."""
+        sender = self._sender
+        if sender is None or not sender.close_later(self):
+            super()._close_collected()
 
     def _note_reply_route(self, subshell_id: str | None, data: MaybeDict) -> None:
         # A comm can be used from another subshell than the one that created

@@ -13,10 +13,12 @@ import asyncio
 import dataclasses
 import typing as t
 
-from traitlets import Bool, Float, Instance, Int, observe
+from traitlets import Bool, Float, Instance, Int, List, TraitError, Unicode, observe, validate
 from traitlets.config import LoggingConfigurable
 
-from ..delivery.sender import CommSender, DeliveryStats
+from ..delivery.coalescible import BadRule, parse_rules
+from ..delivery.sender import DEFAULT_QUEUE_BYTES, DEFAULT_QUEUE_MESSAGES, CommSender
+from ..delivery.stats import DeliveryStats
 from ..iopub.lossless import IOPubStats, LosslessIOPub, describe
 from ..iopub.scheduler import IOPubScheduler, unsupported_reason
 from ..protocol.manager import CommManager
@@ -55,23 +57,47 @@ class KernelCommManager(LoggingConfigurable, CommManager):
         500.0,
         min=0.0,
         help="""Comm messages per second (comm_msg and comm_close) the package
-        sends before it holds back widget updates (0: no budget). Jupyter Server
+        sends before messages wait in the kernel (0: no budget). Jupyter Server
         drops IOPub messages past ServerApp.iopub_msg_rate_limit (1000/s over
         rate_limit_window, 3 s); the default leaves room for other output.""",
     ).tag(config=True)
 
     coalesce_updates = Bool(
         True,
-        help="""Over the rate budget, merge the ipywidgets 'update' messages still
-        waiting to be sent for the same comm (newest value of each key wins), so
-        the page always ends on the latest state. Other messages are never merged.""",
+        help="""Over the rate budget, merge the waiting 'update' messages of widgets
+        whose views render from current state (ipywidgets' controls, and
+        coalescible_models): newest value of each key wins, so fewer messages
+        go out and the page ends on the latest state. Nothing else is merged.""",
+    ).tag(config=True)
+
+    coalescible_models = List(
+        Unicode(),
+        help="""More widget models whose updates may be merged over the rate budget,
+        as 'module:ModelName' (every trait) or 'module:ModelName.trait' (that trait
+        only), e.g. 'my-widgets:GaugeModel'. Only declare models whose views draw
+        from the current state: a trait the page treats as an event or a stream of
+        commands must never be merged. ipywidgets' own controls are built in.""",
+    ).tag(config=True)
+
+    queue_messages = Int(
+        DEFAULT_QUEUE_MESSAGES,
+        min=0,
+        help="""Most comm messages that may wait in the kernel for the rate budget;
+        beyond it the sending code waits (interruptible) until they went out (0: no cap).""",
+    ).tag(config=True)
+
+    queue_bytes = Int(
+        DEFAULT_QUEUE_BYTES,
+        min=0,
+        help="""Most bytes of binary buffers that may wait in the kernel for the rate
+        budget; beyond it the sending code waits (0: no cap).""",
     ).tag(config=True)
 
     pace_messages = Bool(
-        False,
-        help="""Over the rate budget, make other comm messages wait (blocking the
-        thread that sends) until the budget allows them, instead of sending them
-        at once where Jupyter Server may drop them.""",
+        None,
+        allow_none=True,
+        help="""Deprecated and ignored: over the rate budget every message that is not
+        merged now waits in order in the kernel (see queue_messages).""",
     ).tag(config=True)
 
     lossless_iopub = Bool(
@@ -132,24 +158,55 @@ class KernelCommManager(LoggingConfigurable, CommManager):
                 "KernelCommManager serves one kernel: pass KernelCommManager(kernel=...)"
             )
         self.sender = CommSender(
-            self.kernel, self.rate_budget, self.coalesce_updates, self.pace_messages
+            self.kernel,
+            self.rate_budget,
+            self.coalesce_updates,
+            coalescible=self.coalescible_models,
+            max_messages=self.queue_messages,
+            max_bytes=self.queue_bytes,
         )
         self._report_sections: dict[str, t.Callable[[], str | None]] = {}
-        self.add_report_section("Flow control", lambda: self.sender.stats().describe())
+        self.add_report_section("Flow control", lambda: self.delivery_stats().describe())
         self.iopub_scheduler: IOPubScheduler | None = None
         self.lossless: LosslessIOPub | None = None
         self.add_report_section("IOPub channel", lambda: describe(self.iopub_stats()))
 
-    @observe("rate_budget", "coalesce_updates", "pace_messages")
+    @observe(
+        "rate_budget", "coalesce_updates", "coalescible_models", "queue_messages", "queue_bytes"
+    )
     def _delivery_settings_changed(self, _change: t.Any) -> None:
         # Also called while traitlets loads the configuration, before the sender exists.
         sender = getattr(self, "sender", None)
         if sender is not None:
-            sender.configure(self.rate_budget, self.coalesce_updates, self.pace_messages)
+            sender.configure(
+                self.rate_budget,
+                self.coalesce_updates,
+                coalescible=self.coalescible_models,
+                max_messages=self.queue_messages,
+                max_bytes=self.queue_bytes,
+            )
+
+    @validate("coalescible_models")
+    def _check_coalescible_models(self, proposal: t.Any) -> t.Any:
+        try:
+            parse_rules(proposal["value"])
+        except BadRule as exc:
+            raise TraitError(f"{self.setting_name('coalescible_models')}: {exc}") from None
+        return proposal["value"]
+
+    @observe("pace_messages")
+    def _pace_messages_changed(self, change: t.Any) -> None:
+        if change["new"] is not None:
+            self.log.warning(
+                "kernel-comm-ext: %s is deprecated and has no effect: over the rate budget,"
+                " messages that are not merged wait in order in the kernel (see %s)",
+                self.setting_name("pace_messages"),
+                self.setting_name("queue_messages"),
+            )
 
     def delivery_stats(self) -> DeliveryStats:
-        """What the sender did: messages sent, widget updates coalesced, pacing waits."""
-        return self.sender.stats()
+        """What flow control did, in total and for each open comm: sent, merged, waited."""
+        return self.sender.stats(self.comms.values())
 
     def create_comm(self, **kwargs: t.Any) -> KernelComm:
         """Make a comm bound to this manager's kernel (also the ``comm.create_comm`` hook)."""

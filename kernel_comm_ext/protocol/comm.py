@@ -114,10 +114,23 @@ class BaseComm:
         raise NotImplementedError("publish_msg must be implemented by a subclass of BaseComm")
 
     def __del__(self) -> None:
-        """Close on garbage collection."""
+        """Close on garbage collection, through ``_close_collected``."""
         # Interpreter teardown can break anything; a finalizer must not raise.
+        # No other reference exists, so no other thread is closing this comm:
+        # the close-once check needs no lock here.
         with contextlib.suppress(Exception):
-            self.close(deleting=True)
+            if not self._closed:
+                self._close_collected()
+
+    def _close_collected(self) -> None:
+        """Close this comm, which the garbage collector found; runs in its finalizer.
+
+        A finalizer can run inside any lock of any thread, so a subclass whose
+        sending takes locks should only queue the close here and send it later
+        (keeping the comm alive until then): ``KernelComm`` does. This default
+        sends at once.
+        """
+        self.close(deleting=True)
 
     # publishing messages
 

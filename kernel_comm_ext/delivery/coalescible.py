@@ -1,0 +1,155 @@
+"""Which widget updates may be merged: the models whose views render from current state.
+
+Merging two ``update`` messages of a widget (``widget_updates.py``) leaves the
+frontend's model in the same state, but its views see one change event where
+there were two. That is invisible only where a view draws from the model's
+current state and nothing acts on the change itself. ``COALESCIBLE_MODELS``
+lists the models known to be such: ipywidgets' own controls, containers,
+layouts and styles. A comm's model is read from its ``comm_open``
+(``state._model_module`` and ``state._model_name``); a comm whose model is not
+known, or not listed, is never merged.
+
+Left out on purpose:
+
+- ``@jupyter-widgets/output:OutputModel``: its ``msg_id`` is set on
+  ``with out:`` and reset on exit; the page captures output by the change.
+- ``ControllerModel`` (and its buttons and axes), ``FileUploadModel``: their
+  state is written by the frontend; the kernel's updates are rare.
+- ``AudioModel``, ``VideoModel``: setting a value again restarts playback.
+- ``ButtonModel``: nothing to gain (clicks travel as custom messages), left to
+  the default.
+- Any other library's model (plotly's ``FigureModel`` sends each edit as a
+  trait set and reset at once; anywidget models are whatever their JavaScript
+  makes of a change). A library or user declares its own through
+  ``KernelCommManager.coalescible_models``, parsed by ``parse_rules``.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+CONTROLS = "@jupyter-widgets/controls"
+BASE = "@jupyter-widgets/base"
+
+#: (model module, model name) of the models whose updates may be merged.
+COALESCIBLE_MODELS: frozenset[tuple[str, str]] = frozenset(
+    [(BASE, "LayoutModel"), (BASE, "StyleModel")]
+    + [
+        (CONTROLS, name)
+        for name in (
+            # sliders, progress bars, numbers
+            "IntSliderModel",
+            "FloatSliderModel",
+            "FloatLogSliderModel",
+            "IntRangeSliderModel",
+            "FloatRangeSliderModel",
+            "SelectionSliderModel",
+            "SelectionRangeSliderModel",
+            "IntProgressModel",
+            "FloatProgressModel",
+            "IntTextModel",
+            "FloatTextModel",
+            "BoundedIntTextModel",
+            "BoundedFloatTextModel",
+            "PlayModel",
+            # booleans, text, selection
+            "CheckboxModel",
+            "ToggleButtonModel",
+            "ValidModel",
+            "TextModel",
+            "TextareaModel",
+            "PasswordModel",
+            "ComboboxModel",
+            "LabelModel",
+            "HTMLModel",
+            "HTMLMathModel",
+            "DropdownModel",
+            "RadioButtonsModel",
+            "SelectModel",
+            "SelectMultipleModel",
+            "ToggleButtonsModel",
+            "ColorPickerModel",
+            "DatePickerModel",
+            "TimeModel",
+            "DatetimeModel",
+            "NaiveDatetimeModel",
+            "TagsInputModel",
+            "ColorsInputModel",
+            "FloatsInputModel",
+            "IntsInputModel",
+            "ImageModel",
+            # containers
+            "BoxModel",
+            "HBoxModel",
+            "VBoxModel",
+            "GridBoxModel",
+            "AccordionModel",
+            "TabModel",
+            "StackModel",
+            # styles
+            "DescriptionStyleModel",
+            "SliderStyleModel",
+            "ProgressStyleModel",
+            "ButtonStyleModel",
+            "ToggleButtonStyleModel",
+            "ToggleButtonsStyleModel",
+            "CheckboxStyleModel",
+            "TextStyleModel",
+            "LabelStyleModel",
+            "HTMLStyleModel",
+            "HTMLMathStyleModel",
+        )
+    ]
+)
+
+#: Every trait of the model may be merged.
+ALL_TRAITS: frozenset[str] = frozenset({"*"})
+
+#: What may be merged, by (model module, model name): ``ALL_TRAITS`` or some traits.
+Rules = dict[tuple[str, str], frozenset[str]]
+
+
+class BadRule(ValueError):
+    """An entry of ``coalescible_models`` that is not ``module:Model`` or ``module:Model.trait``."""
+
+
+def parse_rules(entries: t.Iterable[str]) -> Rules:
+    """The table plus declared entries: ``"module:ModelName"`` or ``"module:ModelName.trait"``.
+
+    The module is everything before the last ``:`` (npm names may hold ``@``
+    and ``/``). A bad entry raises ``BadRule`` naming it.
+    """
+    rules: Rules = dict.fromkeys(COALESCIBLE_MODELS, ALL_TRAITS)
+    for entry in entries:
+        module, sep, rest = str(entry).rpartition(":")
+        name, _, trait = rest.partition(".")
+        if not sep or not module or not name:
+            raise BadRule(
+                f"{entry!r} is not 'module:ModelName' or 'module:ModelName.trait'"
+                " (e.g. '@jupyter-widgets/controls:IntSliderModel')"
+            )
+        key = (module, name)
+        if not trait:
+            rules[key] = ALL_TRAITS
+        else:
+            rules[key] = rules.get(key, frozenset()) | {trait}
+    return rules
+
+
+def mergeable(traits: frozenset[str] | None, keys: t.Iterable[str]) -> bool:
+    """Whether an update setting ``keys`` may merge, given the model's coalescible ``traits``."""
+    if traits is None:
+        return False
+    return "*" in traits or all(key in traits for key in keys)
+
+
+def model_of(content: dict[str, t.Any]) -> tuple[str, str] | None:
+    """(model module, model name) from a ``comm_open``'s content, None if it names none."""
+    data = content.get("data")
+    state = data.get("state") if type(data) is dict else None
+    if type(state) is not dict:
+        return None
+    module, name = state.get("_model_module"), state.get("_model_name")
+    if type(module) is str and type(name) is str:
+        return module, name
+    return None
