@@ -218,3 +218,11 @@ comm.get_comm_manager().register_target("hardening.credits", _return_credits)
         if owed:
             self.fe.send_comm(self.comm_id, {"n": owed}, wait=False)
         return got
+
+
+def comm_magic(fe: Frontend, line: str = "") -> str:
+    """What ``%comm <line>`` shows in a terminal: what it printed, then its result's text/plain."""
+    execution = fe.execute(f"%comm {line}".rstrip())
+    results = [m for m in execution.iopub if m["msg_type"] == "execute_result"]
+    text = results[0]["content"]["data"]["text/plain"] + "\n" if results else ""
+    return execution.stdout + text

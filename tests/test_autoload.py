@@ -25,6 +25,9 @@ from .fresh_env import OUR_MANAGER, REPO, STARTUP_SOURCE, FreshEnv
 # Checks run in terminal IPython: whether anything of ours was imported.
 TERMINAL_CODE = "import sys; print('kernel_comm_ext' in sys.modules)"
 
+# The %comm listing as text on stdout (the magic returns it, a notebook shows HTML).
+COMM_REPORT = "print(get_ipython().run_line_magic('comm', ''))"
+
 
 @pytest.fixture(scope="module")
 def fresh_env(tmp_path_factory: pytest.TempPathFactory) -> FreshEnv:
@@ -137,7 +140,7 @@ def test_wheel_install_auto_enables_until_switched_off_or_uninstalled(
     fresh_env.install_wheel(wheel)
     assert fresh_env.startup_file.read_bytes() == STARTUP_SOURCE.read_bytes()
 
-    on = fresh_env.probe(env, cells=["%comm"])
+    on = fresh_env.probe(env, cells=[COMM_REPORT])
     assert on.active, on.log
     assert on.loaded == sorted([*before.loaded, "kernel_comm_ext"])
     assert on.user_names == before.user_names  # the startup file left no names
@@ -220,7 +223,7 @@ def test_other_startup_files_and_user_config_keep_working(
 
         # A user who also lists kernel_comm_ext in extensions gets it loaded once.
         kernel_config(ipython_dir, 'c.InteractiveShellApp.extensions = ["kernel_comm_ext"]\n')
-        probe = venv.probe(env, cells=["%comm"])
+        probe = venv.probe(env, cells=[COMM_REPORT])
         assert probe.active
         assert probe.cells[0]["stdout"] == "0 open comms\n"
         assert "Traceback" not in probe.log

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from .frontend import Frontend
+from .helpers import comm_magic
 
 # One row of the %comm table: id, target, opened by, age, msgs in/out, bytes in/out, last active.
 ROW = re.compile(
@@ -39,7 +40,7 @@ def comm_rows(output: str) -> dict[str, dict[str, str]]:
 
 def test_comm_lists_comms_opened_from_both_sides_with_their_figures(ext_kernel: Frontend) -> None:
     fe = ext_kernel
-    assert fe.run("%comm").strip() == "0 open comms"
+    assert comm_magic(fe).strip() == "0 open comms"
     fe.run(KERNEL_SIDE)
     kernel_id = fe.eval("kernel_side.comm_id")
     fe.send_comm(kernel_id, {"from": "frontend"}, buffers=[b"1234567"])
@@ -50,7 +51,7 @@ def test_comm_lists_comms_opened_from_both_sides_with_their_figures(ext_kernel: 
     fe.send_comm(front_id, {"n": 2}, buffers=[b"x" * 3000])
     assert len(fe.wait_for("comm_msg", comm_id=front_id, since=mark, count=2)) == 2
 
-    output = fe.run("%comm")
+    output = comm_magic(fe)
     assert output.splitlines()[0] == "2 open comms"
     assert output.splitlines()[1].split()[:4] == ["comm", "id", "target", "opened"]
     rows = comm_rows(output)
@@ -89,7 +90,7 @@ def test_comm_targets_and_close(ext_kernel: Frontend) -> None:
     kernel_id = fe.eval("kernel_side.comm_id")
     front_id = fe.open_comm("front.side")
 
-    targets = fe.run("%comm targets")
+    targets = comm_magic(fe, "targets")
     lines = targets.splitlines()
     assert lines[0] == "1 comm target"
     assert lines[1].split() == ["target", "callback", "open", "comms"]
@@ -101,14 +102,14 @@ def test_comm_targets_and_close(ext_kernel: Frontend) -> None:
     assert closed.strip() == f"closed comm {front_id} (target 'front.side')"
     assert len(fe.wait_for("comm_close", comm_id=front_id, since=mark)) == 1
     assert fe.eval("front_seen[0]._closed")
-    rows = comm_rows(fe.run("%comm"))
+    rows = comm_rows(comm_magic(fe))
     assert set(rows) == {kernel_id}
-    assert fe.run("%comm targets").splitlines()[2].split()[-1] == "0"
+    assert comm_magic(fe, "targets").splitlines()[2].split()[-1] == "0"
 
     mark = fe.mark()
     fe.run(f"%comm close {kernel_id}")
     assert len(fe.wait_for("comm_close", comm_id=kernel_id, since=mark)) == 1
-    assert fe.run("%comm").strip() == "0 open comms"
+    assert comm_magic(fe).strip() == "0 open comms"
 
 
 def test_comm_bad_arguments_get_a_clear_error(ext_kernel: Frontend) -> None:
@@ -128,7 +129,7 @@ def test_comm_bad_arguments_get_a_clear_error(ext_kernel: Frontend) -> None:
     )
     execution = fe.execute("%comm close abc", allow_error=True)
     assert "is the start of several comm ids: abc1, abc2" in execution.reply["content"]["evalue"]
-    assert "%comm close ID" in fe.run("%comm help")
+    assert "%comm close ID" in comm_magic(fe, "help")
     assert fe.kernel_info()["status"] == "ok"
 
 
@@ -145,7 +146,7 @@ def test_comm_shows_adopted_comms_and_extra_sections(kernel: Frontend) -> None:
         "m.add_report_section('Quiet', lambda: None)\n"
         "m.add_report_section('Broken', lambda: 1 / 0)\n"
     )
-    output = fe.run("%comm")
+    output = comm_magic(fe)
     rows = comm_rows(output)
     old_row = rows[old_id]
     assert (old_row["target"], old_row["by"]) == ("old.side", "kernel")
@@ -171,10 +172,52 @@ def test_comm_survives_reload_and_unload_restores_the_previous_magic(kernel: Fro
     fe.run("%load_ext kernel_comm_ext")
     fe.run("import comm; c = comm.create_comm(target_name='kept')")
     comm_id = fe.eval("c.comm_id")
-    assert comm_id in comm_rows(fe.run("%comm"))
+    assert comm_id in comm_rows(comm_magic(fe))
     fe.run("%reload_ext kernel_comm_ext")
-    assert comm_id in comm_rows(fe.run("%comm"))
+    assert comm_id in comm_rows(comm_magic(fe))
     fe.run("%unload_ext kernel_comm_ext")
-    assert fe.run("%comm").strip() == "the user comm magic"
+    assert comm_magic(fe).strip() == "the user comm magic"
     fe.run("%load_ext kernel_comm_ext")
-    assert comm_id in comm_rows(fe.run("%comm"))
+    assert comm_id in comm_rows(comm_magic(fe))
+
+
+def test_comm_names_widgets_by_model_and_shows_html_tables(ext_kernel: Frontend) -> None:
+    fe = ext_kernel
+    fe.run(
+        "import ipywidgets, comm\n"
+        "s = ipywidgets.IntSlider()\n"
+        "other = comm.create_comm(target_name='plain.target')\n"
+        "%config KernelCommManager.rate_budget = 20\n"
+    )
+    slider, layout = fe.eval("s.comm.comm_id"), fe.eval("s.layout.comm.comm_id")
+    fe.run("for i in range(300): s.value = i")
+    execution = fe.execute("%comm")
+    [result] = [m for m in execution.iopub if m["msg_type"] == "execute_result"]
+    data = result["content"]["data"]
+
+    rows = comm_rows(data["text/plain"])
+    assert rows[slider]["target"] == "IntSlider"
+    assert rows[layout]["target"] == "Layout"
+    assert rows[fe.eval("other.comm_id")]["target"] == "plain.target"
+    assert "widget comms (target jupyter.widget) are named by their model" in data["text/plain"]
+    # Flow control: the slider's updates merged, in total and on its own row.
+    stats = fe.eval(
+        "[(c.model, c.coalescible, c.merged) for c in"
+        " get_ipython().kernel.comm_manager.delivery_stats().comms if c.comm_id == s.comm.comm_id]"
+    )
+    [(model, coalescible, merged)] = stats
+    assert (model, coalescible) == ("IntSlider", "yes")
+    assert merged > 0
+    flow = data["text/plain"].split("\n\nFlow control\n", 1)[1]
+    [slider_row] = [line for line in flow.splitlines() if line.startswith(slider)]
+    assert slider_row.split()[1:4] == ["IntSlider", "yes", str(merged)]
+
+    html = data["text/html"]
+    assert html.startswith("<p>")
+    assert "<table>" in html
+    assert f'<td style="text-align:left">{slider}</td>' in html
+    assert '<td style="text-align:left">IntSlider</td>' in html
+    assert "<h4>Flow control</h4>" in html
+    targets = fe.execute("%comm targets")
+    [result] = [m for m in targets.iopub if m["msg_type"] == "execute_result"]
+    assert "<table>" in result["content"]["data"]["text/html"]

@@ -13,8 +13,10 @@ import pytest
 from .server_client import ServerError, ServerKernel
 
 RUNS = 10
+# With the rate budget the flood would wait in the kernel at 500/s: off, so it floods IOPub.
 FLOOD = """
 import comm
+get_ipython().kernel.comm_manager.rate_budget = 0
 flood = comm.create_comm(target_name="flood")
 for i in range(20_000):
     flood.send({"i": i})

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .conftest import AUTOLOAD_OFF
 from .frontend import Frontend, start_frontend
+from .helpers import comm_magic
 
 SETUP = """
 import comm, dataclasses, time, ipywidgets
@@ -75,7 +76,7 @@ def test_20000_slider_updates_end_on_the_last_value_with_far_fewer_messages(
     after = _stats(fe)
     saved = after["coalesced"] - before["coalesced"]
     assert saved + len(msgs) == 20000  # every update was either sent or merged
-    report = fe.run("%comm")
+    report = comm_magic(fe)
     assert "\n\nFlow control\nrate budget: 500 msg/s" in report
     assert f"widget updates coalesced (saved): {after['coalesced']}," in report
     assert all(m["parent_header"]["msg_id"] == execution.msg_id for m in msgs)

@@ -94,6 +94,11 @@ class DeliveryStats:
             lines.append(f"comms closed after garbage collection: {self.collected_closes}")
         if self.errors:
             lines.append(f"waiting messages that failed to send (see the log): {self.errors}")
+        table = rows(self)
+        if len(table) > 1:
+            lines.append("")
+            lines.append("per comm (open comms that had messages merged or waiting):")
+            lines.append(layout(table, right_aligned={3, 4, 5, 6, 7}))
         return "\n".join(lines)
 
     def busy_comms(self) -> list[CommDelivery]:
@@ -131,4 +136,17 @@ def rows(stats: DeliveryStats) -> list[tuple[str, ...]]:
     return table
 
 
-__all__: t.Sequence[str] = ("CommDelivery", "DeliveryStats", "model_label", "rows")
+def layout(lines: list[tuple[str, ...]], right_aligned: t.Collection[int] = ()) -> str:
+    """Text columns: each cell padded to its column's width, two spaces apart."""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    out = []
+    for line in lines:
+        cells = [
+            cell.rjust(width) if i in right_aligned else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(line, widths, strict=True))
+        ]
+        out.append("  ".join(cells).rstrip())
+    return "\n".join(out)
+
+
+__all__: t.Sequence[str] = ("CommDelivery", "DeliveryStats", "layout", "model_label", "rows")

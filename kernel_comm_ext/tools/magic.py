@@ -32,26 +32,26 @@ class CommMagics(Magics):
     """Magics of kernel-comm-ext."""
 
     @line_magic
-    def comm(self, line: str = "") -> None:
+    def comm(self, line: str = "") -> report.Report | None:
         """Inspect the kernel's comms.
 
         %comm              list open comms: id, target, who opened it, age, messages and
                            buffer bytes in and out, last activity
         %comm targets      list registered comm targets and their open comms
         %comm close ID     close the comm with that id (or a unique start of it)
+
+        The listings are returned: a notebook shows them as HTML tables, a
+        terminal as text (``print(get_ipython().run_line_magic("comm", ""))`` too).
         """
         words = line.split()
         command, args = (words[0], words[1:]) if words else ("list", [])
         manager = self._manager()
         if command == "list" and not args:
-            print(report.comm_table(manager.comms))
             sections = getattr(manager, "report_sections", None)
-            for title, text in sections() if callable(sections) else []:
-                print()
-                print(report.section(title, text))
-        elif command == "targets" and not args:
-            print(report.target_table(manager.targets, manager.comms))
-        elif command == "close" and len(args) == 1:
+            return report.comm_report(manager.comms, sections() if callable(sections) else [])
+        if command == "targets" and not args:
+            return report.target_report(manager.targets, manager.comms)
+        if command == "close" and len(args) == 1:
             comm = _find_comm(manager.comms, args[0])
             comm.close()
             print(f"closed comm {comm.comm_id} (target {getattr(comm, 'target_name', None)!r})")
@@ -59,6 +59,7 @@ class CommMagics(Magics):
             print(USAGE)
         else:
             raise UsageError(f"%comm {line.strip()}: not understood. Usage:\n{USAGE}")
+        return None
 
     def _manager(self) -> t.Any:
         manager = getattr(getattr(self.shell, "kernel", None), "comm_manager", None)
