@@ -23,7 +23,7 @@ from pathlib import Path
 import zmq
 from jupyter_client.manager import KernelManager
 
-from tests.client_common import MessageLog, isolated_dirs_env, wait_shell_reply
+from kernel_comm_ext.testing.client_common import MessageLog, isolated_dirs_env, wait_shell_reply
 
 DELIM = b"<IDS|MSG>"
 

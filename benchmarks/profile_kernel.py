@@ -70,7 +70,7 @@ def _short(frame: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("workload", help="W1 ... W6")
+    parser.add_argument("workload", help="W1 ... W7")
     parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS))
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")

@@ -56,7 +56,7 @@ def thread_names(kernel: BenchKernel) -> tuple[int, dict[int, str]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("workload", help="W1 ... W6")
+    parser.add_argument("workload", help="W1 ... W7")
     parser.add_argument("--variants", default="default,ext")
     parser.add_argument("--rounds", type=int, default=6)
     args = parser.parse_args(argv)

@@ -1,4 +1,4 @@
-"""The workloads W1-W6: kernel-side code plus what the frontend measures.
+"""The workloads W1-W7: kernel-side code plus what the frontend measures.
 
 Each workload runs the same code in every kernel; only the comm layer under it
 differs. ``setup`` and ``teardown`` are not timed. ``run`` returns the figures
@@ -11,10 +11,13 @@ frontend, on the same machine and clock.
 from __future__ import annotations
 
 import dataclasses
+import math
 import statistics
 import time
 import typing as t
 import uuid
+
+from kernel_comm_ext.testing.widget_frontend import WidgetFrontend
 
 from .frontend import Arrival, BenchError, BenchKernel
 
@@ -41,6 +44,7 @@ class Sizes:
     w4_burst: int = 5_000
     w4_round_trips: int = 200
     w6_updates: int = 20_000
+    w7_edits: int = 2_000
 
 
 FULL = Sizes()
@@ -52,6 +56,7 @@ QUICK = Sizes(
     w4_burst=100,
     w4_round_trips=20,
     w6_updates=500,
+    w7_edits=100,
 )
 
 Figures = dict[str, t.Any]
@@ -442,6 +447,78 @@ del _s
         kernel.execute('_B.pop("s").close(); _gc.collect()')
 
 
+class PlotlyLoop(Workload):
+    """W7: a plotly FigureWidget's trace edited in a tight loop (one restyle per edit).
+
+    Each edit sends four updates of the figure's comm (two edit counters, the
+    restyle, and its reset to None). The frontend applies every message it
+    receives as a widget manager and plotly's JavaScript do
+    (``kernel_comm_ext.testing.widget_frontend``) and counts the restyles it
+    draws; the figures say whether it ends on the kernel's trace.
+    """
+
+    key = "W7"
+    title = "2,000 x fig.data[0].y = [i, i+1, i+2] on a plotly FigureWidget"
+    metrics = (
+        Metric("loop_s", "in-kernel loop", "ms", scale=1e3),
+        Metric("delivered_s", "until the frontend has the last message", "ms", scale=1e3),
+        Metric("messages", "comm messages at the frontend", "", better=None),
+        Metric("received", "restyles drawn at the frontend", "", better=None),
+        Metric("final_ok", "frontend ends on the kernel's trace", "", better=None),
+    )
+
+    def setup(self, kernel: BenchKernel, sizes: Sizes) -> None:
+        mark = kernel.iopub.mark()
+        kernel.execute(
+            "import plotly.graph_objects as _go\n"
+            '_B["f"] = _go.FigureWidget(data=[_go.Scatter(y=[0, 0, 0])])'
+        )
+        kernel.iopub.quiet(0.5, timeout=30)
+        page = WidgetFrontend()
+        page.apply_all(_as_messages(kernel.iopub.since(mark)))
+        figure = page.figures()[-1]
+        kernel.state[self.key] = (page, figure)
+
+    def run(self, kernel: BenchKernel, sizes: Sizes) -> Figures:
+        n = sizes.w7_edits
+        page, figure = kernel.state[self.key]
+        drawn_before = len(figure.restyles)
+        cell = f"""
+_f = _B["f"]
+_t0 = _time.time(); _p0 = _time.perf_counter()
+for _i in range({n}):
+    _f.data[0].y = [_i, _i + 1, _i + 2]
+_B["r"] = {{"t0": _t0, "loop": _time.perf_counter() - _p0, "y": list(_f.data[0].y)}}
+del _f
+"""
+        mark = kernel.iopub.mark()
+        done = kernel.execute(cell, result='_B["r"]')
+        # Over the rate budget, what waits in the kernel may still be on its way after idle.
+        kernel.iopub.quiet(0.5, timeout=120)
+        arrivals = [a for a in kernel.iopub.since(mark) if a.comm_id == figure.comm_id]
+        page.apply_all(_as_messages(arrivals))
+        drawn = [r["restyle_data"]["y"][0] for r in figure.restyles[drawn_before:]]
+        return {
+            "loop_s": done.result["loop"],
+            "delivered_s": (arrivals[-1].time - done.result["t0"]) if arrivals else math.nan,
+            "messages": len(arrivals),
+            "received": len(drawn),
+            "expected": n,
+            "in_order": drawn == sorted(drawn),
+            "final_ok": figure.traces[0]["y"] == done.result["y"],
+        }
+
+    def teardown(self, kernel: BenchKernel, sizes: Sizes) -> None:
+        kernel.execute('_B.pop("f").close(); _gc.collect()')
+        kernel.state.pop(self.key, None)
+
+
+def _as_messages(arrivals: t.Iterable[Arrival]) -> t.Iterator[dict[str, t.Any]]:
+    """Arrivals in the shape ``WidgetFrontend.apply_all`` takes (their buffers are not kept)."""
+    for arrival in arrivals:
+        yield {"msg_type": arrival.msg_type, "content": arrival.content}
+
+
 WORKLOADS: tuple[Workload, ...] = (
     SendLoop(),
     BufferThroughput(),
@@ -449,4 +526,5 @@ WORKLOADS: tuple[Workload, ...] = (
     EchoFromFrontend(),
     SessionSendLoop(),
     SliderLoop(),
+    PlotlyLoop(),
 )

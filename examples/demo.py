@@ -2,20 +2,31 @@
 
 Run with ``make demo``. It starts a kernel with jupyter_client, loads the
 extension, opens comms from both sides, exchanges messages with binary
-buffers, asks for comm_info, prints a short transcript and exits 0 (1 if any
-step does not come back as expected).
+buffers, asks for comm_info and prints a short transcript. Then, side by side
+through a real ``jupyter server`` (started and stopped here, default IOPub rate
+limits), a slider loop and a plotly loop run once on ipykernel's own comm
+layer and once on kernel-comm-ext; for each it prints what the page ends on
+and how many messages it took. It exits 0, or 1 if any step does not come back
+as expected (on kernel-comm-ext, a page that does not end on the kernel's state).
 """
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import os
 import queue
 import sys
+import tempfile
 import time
 import typing as t
 import uuid
+from pathlib import Path
 
 from jupyter_client.manager import start_new_kernel
+
+from kernel_comm_ext.testing.server_client import ServerKernel, start_jupyter_server
+from kernel_comm_ext.testing.widget_frontend import WidgetFrontend
 
 KERNEL_SETUP = """
 %load_ext kernel_comm_ext
@@ -101,7 +112,8 @@ class Demo:
             f"data={content['data']}{extra}",
         )
 
-    def run(self) -> int:
+    def run(self) -> bool:
+        """Print the protocol transcript; return whether every step came back as expected."""
         try:
             self.kc.wait_for_ready(timeout=60)
             print("kernel-comm-ext demo: a real ipykernel, spoken to over ZMQ\n")
@@ -158,9 +170,119 @@ class Demo:
         finally:
             self.kc.stop_channels()
             self.km.shutdown_kernel(now=True)
-        print("\ndemo " + ("finished: every step came back as expected" if self.ok else "FAILED"))
-        return 0 if self.ok else 1
+        return self.ok
+
+
+# The side-by-side: the same loops on both comm layers, through a real Jupyter Server.
+
+SLIDERS = 20_000
+EDITS = 2_000
+SLIDER_SETUP = "import ipywidgets\nslider = ipywidgets.IntSlider(max=10**6)"
+SLIDER_LOOP = f"for i in range({SLIDERS}): slider.value = i"
+PLOTLY_SETUP = (
+    "import plotly.graph_objects as go\nfig = go.FigureWidget(data=[go.Scatter(y=[0, 0, 0])])"
+)
+PLOTLY_LOOP = f"for i in range({EDITS}): fig.data[0].y = [i, i + 1, i + 2]"
+RATE_EXCEEDED = "IOPub message rate exceeded"
+QUIET = 2.0  # seconds with nothing arriving that end a loop's traffic
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What one loop did on one comm layer, as the page saw it."""
+
+    page: t.Any
+    kernel: t.Any
+    messages: int
+    seconds: float
+    rate_exceeded: bool
+    note: str = ""
+
+
+class SideBySide:
+    """Slider and plotly loops on both comm layers, each through the same Jupyter Server."""
+
+    def __init__(self) -> None:
+        self.ok = True
+
+    def run(self) -> bool:
+        print("\n6. side by side through a real jupyter server (default limit: 1,000 msg/s)")
+        with tempfile.TemporaryDirectory(prefix="kernel-comm-ext-demo-") as root:
+            server = start_jupyter_server(Path(root), env={"KERNEL_COMM_EXT_AUTOLOAD": "0"})
+            try:
+                default, ours = server.start_kernel(), server.start_kernel()
+                try:
+                    ours.execute("%load_ext kernel_comm_ext")
+                    slider_loop = f"slider.value = i, {SLIDERS:,} times (ipywidgets IntSlider)"
+                    self.compare(slider_loop, default, ours, self.slider)
+                    plotly_loop = f"fig.data[0].y = [i, i+1, i+2], {EDITS:,} times (plotly)"
+                    self.compare(plotly_loop, default, ours, self.plotly)
+                finally:
+                    default.shutdown()
+                    ours.shutdown()
+            finally:
+                server.stop()
+        return self.ok
+
+    def compare(
+        self, title: str, default: ServerKernel, ours: ServerKernel, loop: t.Callable[..., Outcome]
+    ) -> None:
+        print(f"\n  {title}")
+        print(f"    {'':24}{'page ends on':20}{'kernel ends on':20}{'messages':>9}{'time':>8}")
+        for label, kernel in (("ipykernel's comm layer", default), ("kernel-comm-ext", ours)):
+            outcome = loop(kernel)
+            print(
+                f"    {label:24}{outcome.page!s:20}{outcome.kernel!s:20}{outcome.messages:>9,}"
+                f"{outcome.seconds:>6.1f} s"
+                + (f"  {outcome.note}" if outcome.note else "")
+                + ("  (server: rate exceeded)" if outcome.rate_exceeded else "")
+            )
+            if kernel is ours and outcome.page != outcome.kernel:
+                self.ok = False
+                print("    !! the page does not end on the kernel's state")
+
+    def _loop(self, kernel: ServerKernel, setup: str, loop: str) -> tuple[int, float, bool]:
+        """Run ``setup`` then ``loop``; return where the loop's messages start, its time, warned."""
+        kernel.execute(setup)
+        mark = kernel.mark()
+        start = time.monotonic()
+        # Past the rate limit the server may drop the idle status: wait for the reply instead.
+        kernel.reply_to(kernel.send_execute(loop), timeout=180)
+        kernel.wait_quiet(QUIET, timeout=180)
+        seconds = time.monotonic() - start - QUIET
+        warned = any(
+            RATE_EXCEEDED in m["content"]["text"]
+            for m in kernel.messages("iopub", "stream", since=mark)
+        )
+        return mark, seconds, warned
+
+    def slider(self, kernel: ServerKernel) -> Outcome:
+        mark, seconds, warned = self._loop(kernel, SLIDER_SETUP, SLIDER_LOOP)
+        page = WidgetFrontend()
+        page.apply_all(kernel.messages())
+        model = page.find("IntSliderModel")[-1]
+        messages = len(kernel.messages(msg_type="comm_msg", comm_id=model.comm_id, since=mark))
+        value = int(kernel.execute("print(slider.value)").stdout)
+        return Outcome(model.state["value"], value, messages, seconds, warned)
+
+    def plotly(self, kernel: ServerKernel) -> Outcome:
+        mark, seconds, warned = self._loop(kernel, PLOTLY_SETUP, PLOTLY_LOOP)
+        page = WidgetFrontend()
+        page.apply_all(kernel.messages())
+        figure = page.figures()[-1]
+        messages = len(kernel.messages(msg_type="comm_msg", comm_id=figure.comm_id, since=mark))
+        y = ast.literal_eval(kernel.execute("print(list(fig.data[0].y))").stdout)
+        note = f"{len(figure.restyles):,} of {EDITS:,} restyles drawn"
+        return Outcome(figure.traces[0]["y"], y, messages, seconds, warned, note)
+
+
+def main() -> int:
+    """The transcript, then the side-by-side; 0 if every step came back as expected."""
+    ok = Demo().run()
+    ok = SideBySide().run() and ok
+    print("\ndemo " + ("finished: every step came back as expected" if ok else "FAILED"))
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    sys.exit(Demo().run())
+    sys.exit(main())

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from .client_common import isolated_dirs_env
+from kernel_comm_ext.testing.client_common import isolated_dirs_env
+
 from .frontend import Frontend, close_jupyter_client_loop, start_frontend
 
 # Kernels of the test environment start on ipykernel's own comm layer unless a

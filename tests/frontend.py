@@ -19,7 +19,13 @@ from pathlib import Path
 
 from jupyter_client.manager import KernelManager
 
-from .client_common import ExecutionOutput, Message, MessageLog, is_idle_of, wait_shell_reply
+from kernel_comm_ext.testing.client_common import (
+    ExecutionOutput,
+    Message,
+    MessageLog,
+    is_idle_of,
+    wait_shell_reply,
+)
 
 DEFAULT_TIMEOUT = 30.0
 

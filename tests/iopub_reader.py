@@ -13,7 +13,8 @@ import typing as t
 import zmq
 from jupyter_client.session import Session
 
-from .client_common import is_idle_of
+from kernel_comm_ext.testing.client_common import is_idle_of
+
 from .frontend import Frontend
 
 __all__ = ["RawIOPubReader", "is_idle_of"]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6")
+WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "W7")
 
 
 @pytest.mark.timeout(600)
@@ -55,6 +55,9 @@ def test_quick_benchmark_runs_every_workload_on_both_kernels(tmp_path: Path) -> 
         for figures in report["repetitions"]["W6"][variant]:
             assert figures["last_value"] == figures["expected"] - 1
             assert figures["lost"] == 0, figures
+        for figures in report["repetitions"]["W7"][variant]:
+            assert figures["final_ok"] is True, figures
+            assert figures["in_order"] is True, figures
     ratios = report["summary"]["W1"]["metrics"]["loop_s"]["pair_ratio_median"]
     assert ratios["ext"] > 0
 

@@ -22,6 +22,7 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 EXPECTED_MANAGERS = {
     "anywidget_counter.ipynb": ["KernelCommManager"],
     "callback_errors.ipynb": ["KernelCommManager"],
+    "plotly_loop.ipynb": ["KernelCommManager"],
     "widgets.ipynb": ["KernelCommManager"],
     "widgets_autoloaded.ipynb": ["KernelCommManager"],
     "widgets_before_load.ipynb": ["CommManager", "KernelCommManager", "CommManager"],

@@ -1,7 +1,7 @@
 """What every frontend client of the tests and benchmarks shares.
 
 Three clients talk to real kernels: ``tests/frontend.py`` (jupyter_client,
-ZMQ), ``tests/server_client.py`` (a Jupyter Server's websocket) and
+ZMQ), ``server_client`` beside this module (a Jupyter Server's websocket) and
 ``benchmarks/frontend.py`` (a raw SUB socket that only timestamps frames).
 They differ in how messages arrive; what happens once they have arrived is
 here: the log a reader thread appends to and tests wait on, the idle status
