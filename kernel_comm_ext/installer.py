@@ -87,6 +87,7 @@ def install(shell: t.Any) -> Installation | None:
     # A comm another thread opened on the old manager during the swap.
     _move_registrations(previous, manager)
     manager.start_iopub()
+    manager.start_callbacks()
     manager.log.info(
         "kernel-comm-ext installed: %d comms and %d targets moved over",
         len(manager.comms),
@@ -116,6 +117,7 @@ def uninstall(shell: t.Any) -> bool:
     kernel.comm_manager = replaced.manager
     _replace_configurable(shell, manager, replaced.manager)
     _move_registrations(manager, replaced.manager)
+    manager.stop_callbacks()
     manager.sender.close()
     manager.stop_iopub()
     manager.installation = None

@@ -21,6 +21,7 @@ from ..iopub.lossless import IOPubStats, LosslessIOPub, describe
 from ..iopub.scheduler import IOPubScheduler, unsupported_reason
 from ..protocol.manager import CommManager
 from ..protocol.stats import CommStats
+from .cell_hooks import CellHooks
 from .comm import KernelComm
 
 
@@ -139,6 +140,7 @@ class KernelCommManager(LoggingConfigurable, CommManager):
         self.iopub_scheduler: IOPubScheduler | None = None
         self.lossless: LosslessIOPub | None = None
         self.add_report_section("IOPub channel", lambda: describe(self.iopub_stats()))
+        self.cell_hooks = CellHooks(getattr(self.kernel, "shell", None), self.sender)
 
     @observe("rate_budget", "coalesce_updates", "pace_messages")
     def _delivery_settings_changed(self, _change: t.Any) -> None:
@@ -280,6 +282,20 @@ class KernelCommManager(LoggingConfigurable, CommManager):
                 max_bytes=self.iopub_backlog_bytes,
                 stall_timeout=self.iopub_stall_timeout,
             )
+
+    # comm callbacks and the running cell (cell_hooks.py)
+
+    def start_callbacks(self) -> None:
+        """Start following which cells run, for the callback scope (on install)."""
+        self.cell_hooks.start()
+
+    def stop_callbacks(self) -> None:
+        """Stop following cells (on uninstall)."""
+        self.cell_hooks.stop()
+
+    def callback_scope(self) -> t.ContextManager[None]:
+        """Fire the cell hooks around an ``on_msg`` callback only when no cell is running."""
+        return self.cell_hooks.scope()
 
     # CallbackHost
 
