@@ -77,25 +77,52 @@ class MainLoopDispatch:
         self.kernel = kernel
         self.mode = mode
         self.main_thread = main_thread_of(kernel)
-        self._queue: collections.deque[tuple[Handler, t.Any, t.Any, dict[str, t.Any]]] = (
-            collections.deque()
-        )
+        self._queue: collections.deque[
+            tuple[Handler, t.Any, t.Any, dict[str, t.Any], threading.Event]
+        ] = collections.deque()
+        self._closed = False
         self._lock = threading.Lock()
         self.forwarded = 0
 
     def handle(self, handler: Handler, stream: t.Any, idents: t.Any, msg: dict[str, t.Any]) -> None:
-        """Run ``handler(stream, idents, msg)`` here, or queue it for the main loop."""
+        """Run ``handler(stream, idents, msg)`` here, or on the main loop and wait for it.
+
+        The calling (subshell) thread waits until the main loop has handled
+        the message, so ipykernel publishes the message's idle status after
+        the callback's output, as a frontend expects (JupyterLab's Output
+        widget captures a message's output only until its idle), and the
+        subshell's later messages keep their order.
+        """
         if self.mode != "main" or threading.current_thread() is self.main_thread:
             handler(stream, idents, msg)
             return
         io_loop = getattr(self.kernel, "io_loop", None)
-        if io_loop is None:
+        if io_loop is None or self._closed:
             handler(stream, idents, msg)
             return
+        done = threading.Event()
         with self._lock:
-            self._queue.append((handler, stream, idents, msg))
+            self._queue.append((handler, stream, idents, msg, done))
             self.forwarded += 1
         io_loop.add_callback(self.drain)
+        while not done.wait(0.5):
+            if self._closed:
+                return
+
+    def close(self) -> None:
+        """Stop waiting for the main loop (on uninstall): queued messages are handled here."""
+        self._closed = True
+        while True:
+            with self._lock:
+                if not self._queue:
+                    return
+                handler, stream, idents, msg, done = self._queue.popleft()
+            try:
+                handler(stream, idents, msg)
+            except Exception as exc:
+                logger.error("Exception in a comm message handled at unload", exc_info=exc)
+            finally:
+                done.set()
 
     def pending(self) -> int:
         """How many forwarded messages wait for the main loop."""
@@ -107,10 +134,12 @@ class MainLoopDispatch:
             with self._lock:
                 if not self._queue:
                     return
-                handler, stream, idents, msg = self._queue.popleft()
+                handler, stream, idents, msg, done = self._queue.popleft()
             try:
                 run_as_request(
                     self.kernel, idents, msg, functools.partial(handler, stream, idents, msg)
                 )
             except Exception as exc:
                 logger.error("Exception in a comm message handled on the main loop", exc_info=exc)
+            finally:
+                done.set()

@@ -304,8 +304,9 @@ class KernelCommManager(LoggingConfigurable, CommManager):
         self.cell_hooks.start()
 
     def stop_callbacks(self) -> None:
-        """Stop following cells (on uninstall)."""
+        """Stop following cells and release the main-loop queue (on uninstall)."""
         self.cell_hooks.stop()
+        self.dispatch.close()
 
     @observe("callback_dispatch")
     def _callback_dispatch_changed(self, change: t.Any) -> None:
