@@ -147,6 +147,8 @@ class BenchKernel:
         self.log_path = log_path
         #: What workloads remember about this kernel between their steps.
         self.state: dict[str, t.Any] = {}
+        #: The subshell comm messages are sent to, as JupyterLab 4.6 does (None: main shell).
+        self.comm_subshell_id: str | None = None
         self.km = KernelManager(kernel_name="python3")
         with log_path.open("wb") as log_file:
             self.km.start_kernel(stdout=log_file, stderr=log_file)
@@ -167,6 +169,25 @@ class BenchKernel:
         except BaseException:
             self.shutdown()
             raise
+
+    def use_comm_subshell(self) -> None:
+        """Ask for a subshell (control channel) and send comm messages there from now on."""
+        client = self.km.blocking_client()
+        client.start_channels(shell=False, iopub=False, stdin=False, hb=False, control=True)
+        try:
+            request = self.session.msg("create_subshell_request", {})
+            client.control_channel.send(request)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                reply = client.get_control_msg(timeout=30)
+                if reply["parent_header"].get("msg_id") == request["header"]["msg_id"]:
+                    if reply["content"].get("status") != "ok":
+                        raise BenchError(f"{self.name}: no subshell: {reply['content']}")
+                    self.comm_subshell_id = str(reply["content"]["subshell_id"])
+                    return
+            raise BenchError(f"{self.name}: no reply to create_subshell_request")
+        finally:
+            client.stop_channels()
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + 60
@@ -227,6 +248,8 @@ class BenchKernel:
     ) -> str:
         """Send a shell message without waiting; return its id."""
         msg = self.session.msg(msg_type, content)
+        if self.comm_subshell_id is not None and msg_type.startswith("comm_"):
+            msg["header"]["subshell_id"] = self.comm_subshell_id
         self.session.send(self.kc.shell_channel.socket, msg, buffers=buffers)
         return str(msg["header"]["msg_id"])
 

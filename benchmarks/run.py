@@ -57,6 +57,8 @@ def start_kernel(variant: Variant, log_dir: Path) -> BenchKernel:
         kernel.execute(PRELUDE)
         if variant.setup:
             kernel.execute(variant.setup)
+        if variant.comm_subshell:
+            kernel.use_comm_subshell()
         module = kernel.execute("", result="type(get_ipython().kernel.comm_manager).__module__")
         if module.result.startswith("kernel_comm_ext.") != variant.extension:
             raise RuntimeError(

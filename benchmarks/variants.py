@@ -22,6 +22,8 @@ class Variant:
     extension: bool
     #: Whether the issue's targets apply to this variant (against the baseline).
     judged: bool = False
+    #: Whether the frontend sends comm messages to a subshell, as JupyterLab 4.6 does.
+    comm_subshell: bool = False
 
 
 VARIANTS: dict[str, Variant] = {
@@ -64,6 +66,38 @@ VARIANTS: dict[str, Variant] = {
             "the extension with lossless IOPub and the rate budget off",
             setup="%load_ext kernel_comm_ext\n%config KernelCommManager.lossless_iopub = False\n"
             "%config KernelCommManager.rate_budget = 0",
+            extension=True,
+        ),
+        # Where comm callbacks run (README: "Callbacks and the running cell"), with the
+        # frontend sending comm messages over a subshell. Compare them with
+        # --variants default-subshell,ext-subshell,ext-routed-subshell.
+        Variant(
+            "default-subshell",
+            "ipykernel's own comm layer, comm messages sent to a subshell",
+            setup="",
+            extension=False,
+            comm_subshell=True,
+        ),
+        Variant(
+            "ext-subshell",
+            "the extension (callbacks on the main loop), comm messages sent to a subshell",
+            setup="%load_ext kernel_comm_ext",
+            extension=True,
+            comm_subshell=True,
+        ),
+        Variant(
+            "ext-routed-subshell",
+            "the extension with callback_dispatch = 'routed', comm messages sent to a subshell",
+            setup="%load_ext kernel_comm_ext\n"
+            "%config KernelCommManager.callback_dispatch = 'routed'",
+            extension=True,
+            comm_subshell=True,
+        ),
+        Variant(
+            "ext-routed",
+            "the extension with callback_dispatch = 'routed' (main shell: as 'main')",
+            setup="%load_ext kernel_comm_ext\n"
+            "%config KernelCommManager.callback_dispatch = 'routed'",
             extension=True,
         ),
     )

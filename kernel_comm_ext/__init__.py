@@ -2,7 +2,9 @@
 
 ``%load_ext kernel_comm_ext`` replaces the running kernel's comm manager with
 this package's (see ``installer.py`` for exactly what is swapped);
-``%unload_ext kernel_comm_ext`` puts the previous one back. Open comms and
+``%unload_ext kernel_comm_ext`` puts the previous one back. A running cell can
+wait for the page with ``wait_for_change``, ``wait_for_msg`` and
+``wait_for_result`` (``kernel/waiting.py``). Open comms and
 registered targets move both ways. Loading also adds the ``%comm`` magic
 (``tools/magic.py``); ``autoload.py`` loads the extension into every new kernel.
 """
@@ -14,6 +16,13 @@ import typing as t
 from ._version import __version__
 from .installer import install, installation_of, uninstall
 from .kernel import KernelComm, KernelCommManager
+from .kernel.waiting import (
+    WaitTimeout,
+    WaitUnsupported,
+    wait_for_change,
+    wait_for_msg,
+    wait_for_result,
+)
 from .protocol import BaseComm, CommManager, CommStats
 from .tools import magic
 
@@ -23,9 +32,14 @@ __all__ = [
     "CommStats",
     "KernelComm",
     "KernelCommManager",
+    "WaitTimeout",
+    "WaitUnsupported",
     "__version__",
     "load_ipython_extension",
     "unload_ipython_extension",
+    "wait_for_change",
+    "wait_for_msg",
+    "wait_for_result",
 ]
 
 NOT_IN_A_KERNEL = (

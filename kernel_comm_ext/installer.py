@@ -90,6 +90,7 @@ def install(shell: t.Any) -> Installation | None:
     # A comm another thread opened on the old manager during the swap.
     _move_registrations(previous, manager)
     manager.iopub.start()
+    manager.start_callbacks()
     manager.log.info(
         "kernel-comm-ext installed: %d comms and %d targets moved over",
         len(manager.comms),
@@ -121,6 +122,7 @@ def uninstall(shell: t.Any) -> bool:
         shell, manager, replaced.manager if replaced.manager_configurable else None
     )
     _move_registrations(manager, replaced.manager)
+    manager.stop_callbacks()
     manager.sender.close()
     manager.iopub.stop()
     manager.installation = None

@@ -17,13 +17,18 @@ from .frontend import DEFAULT_TIMEOUT, Frontend, KernelError
 from .helpers import supports_subshells
 
 LAYERS = ["default", "extension"]
+ROUTED = "%load_ext kernel_comm_ext\n%config KernelCommManager.callback_dispatch = 'routed'"
 
 
 @pytest.fixture(params=LAYERS)
 def layer_kernel(request: pytest.FixtureRequest, kernel: Frontend) -> Frontend:
-    """A kernel on ipykernel's comm layer, or with the extension loaded."""
+    """A kernel on ipykernel's comm layer, or with the extension loaded.
+
+    The extension keeps ipykernel's routing with ``callback_dispatch = 'routed'``;
+    its default runs callbacks on the main loop (tested at the end of this file).
+    """
     if request.param == "extension":
-        kernel.run("%load_ext kernel_comm_ext")
+        kernel.run(ROUTED)
     return kernel
 
 
@@ -166,6 +171,7 @@ def test_async_callback_runs_on_the_subshell_that_handles_the_message(
 ) -> None:
     """Coroutine callbacks (an extension feature) run on the loop of the subshell's thread."""
     fe = ext_kernel
+    fe.run("%config KernelCommManager.callback_dispatch = 'routed'")
     if not supports_subshells(fe):
         pytest.skip("this ipykernel has no kernel subshells")
     fe.run(RECORD_THREADS)
@@ -186,3 +192,28 @@ def test_async_callback_runs_on_the_subshell_that_handles_the_message(
     while not fe.eval("handled") and time.monotonic() < deadline:
         run_in(fe, "await asyncio.sleep(0.01)", subshell)
     assert fe.eval("handled") == [(1, subshell_thread)]
+
+
+def test_main_dispatch_runs_subshell_messages_on_the_main_thread(ext_kernel: Frontend) -> None:
+    """The default ``callback_dispatch = 'main'``: handled on the main loop, in arrival order."""
+    fe = ext_kernel
+    if not supports_subshells(fe):
+        pytest.skip("this ipykernel has no kernel subshells")
+    fe.run(
+        RECORD_THREADS + "opened = []\n"
+        "get_ipython().kernel.comm_manager.register_target("
+        "'t', lambda c, m: (opened.append(c), c.on_msg(record)))"
+    )
+    main_thread = fe.eval("threading.current_thread().name")
+    subshell = create_subshell(fe)
+    comm_id = fe.open_comm("t")
+    run_in(fe, "opened[0].send({'hello': 'from the subshell'})", subshell)
+    ids = []
+    for n in range(20):
+        msg = fe.session.msg("comm_msg", {"comm_id": comm_id, "data": {"n": n}})
+        msg["header"]["subshell_id"] = subshell
+        fe.kc.shell_channel.send(msg)
+        ids.append(msg["header"]["msg_id"])
+    for msg_id in ids:
+        fe.wait_idle(msg_id)
+    assert fe.eval("handled") == [(n, main_thread) for n in range(20)]

@@ -12,7 +12,18 @@ from __future__ import annotations
 import asyncio
 import typing as t
 
-from traitlets import Bool, Float, Instance, Int, List, TraitError, Unicode, observe, validate
+from traitlets import (
+    Bool,
+    Enum,
+    Float,
+    Instance,
+    Int,
+    List,
+    TraitError,
+    Unicode,
+    observe,
+    validate,
+)
 from traitlets.config import LoggingConfigurable
 
 from ..delivery.coalescible import BadRule, parse_rules
@@ -23,7 +34,9 @@ from ..iopub.takeover import IOPubSettings, IOPubTakeover
 from ..iopub.wire import IOPubBatch
 from ..protocol.manager import CommManager
 from ..protocol.stats import CommStats
+from .cell_hooks import CellHooks
 from .comm import KernelComm
+from .dispatch import DISPATCH_MODES, MainLoopDispatch
 
 
 class KernelCommManager(LoggingConfigurable, CommManager):
@@ -148,6 +161,18 @@ class KernelCommManager(LoggingConfigurable, CommManager):
         %config and run %reload_ext kernel_comm_ext.""",
     ).tag(config=True)
 
+    callback_dispatch = Enum(
+        DISPATCH_MODES,
+        default_value="main",
+        help="""Where comm callbacks (targets, on_msg, on_close) run. 'main': always on
+        the kernel's main event loop, serialized with cell code (between cells, while
+        an async cell awaits, or inside a kernel_comm_ext wait), so a callback never
+        races a running cell for matplotlib's figures or any other shared state.
+        'routed': where ipykernel hands the message; on ipykernel 7 with a frontend
+        that uses subshells (JupyterLab's default), on the subshell's thread,
+        concurrently with the running cell. On ipykernel 6 both are the same.""",
+    ).tag(config=True)
+
     #: The Installation that put this manager in its kernel (set by the installer).
     installation: t.Any = None
 
@@ -176,6 +201,8 @@ class KernelCommManager(LoggingConfigurable, CommManager):
             self.log,
         )
         self.add_report_section("IOPub channel", lambda: self.iopub.stats().report_text())
+        self.cell_hooks = CellHooks(getattr(self.kernel, "shell", None), self.sender)
+        self.dispatch = MainLoopDispatch(self.kernel, self.callback_dispatch)
 
     @observe(
         "rate_budget", "coalesce_updates", "coalescible_models", "queue_messages", "queue_bytes"
@@ -288,6 +315,39 @@ class KernelCommManager(LoggingConfigurable, CommManager):
         takeover = getattr(self, "iopub", None)
         if takeover is not None:
             takeover.configure(self._iopub_settings())
+
+    # comm callbacks and the running cell (cell_hooks.py)
+
+    def start_callbacks(self) -> None:
+        """Start following which cells run, for the callback scope (on install)."""
+        self.cell_hooks.start()
+
+    def stop_callbacks(self) -> None:
+        """Stop following cells and release the main-loop queue (on uninstall)."""
+        self.cell_hooks.stop()
+        self.dispatch.close()
+
+    @observe("callback_dispatch")
+    def _callback_dispatch_changed(self, change: t.Any) -> None:
+        dispatch = getattr(self, "dispatch", None)
+        if dispatch is not None:
+            dispatch.mode = change["new"]
+
+    def comm_open(self, stream: t.Any, ident: t.Any, msg: dict[str, t.Any]) -> None:
+        """Handle a frontend's ``comm_open`` where ``callback_dispatch`` says."""
+        self.dispatch.handle(super().comm_open, stream, ident, msg)
+
+    def comm_msg(self, stream: t.Any, ident: t.Any, msg: dict[str, t.Any]) -> None:
+        """Handle a frontend's ``comm_msg`` where ``callback_dispatch`` says."""
+        self.dispatch.handle(super().comm_msg, stream, ident, msg)
+
+    def comm_close(self, stream: t.Any, ident: t.Any, msg: dict[str, t.Any]) -> None:
+        """Handle a frontend's ``comm_close`` where ``callback_dispatch`` says."""
+        self.dispatch.handle(super().comm_close, stream, ident, msg)
+
+    def callback_scope(self) -> t.ContextManager[None]:
+        """Fire the cell hooks around an ``on_msg`` callback only when no cell is running."""
+        return self.cell_hooks.scope()
 
     # CallbackHost
 

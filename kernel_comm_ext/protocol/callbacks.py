@@ -11,6 +11,7 @@ start in arrival order. Exceptions, sync or async, go to the host's
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import inspect
 import logging
@@ -29,6 +30,25 @@ class CallbackHost(t.Protocol):
 
     def callback_loop(self) -> asyncio.AbstractEventLoop | None:
         """The loop for awaitables returned on a thread without a running loop."""
+
+
+@contextlib.contextmanager
+def fire_cell_hooks() -> t.Iterator[None]:
+    """Fire the shell's ``pre_execute`` and ``post_execute`` events around a callback.
+
+    What the ``comm`` package does around every ``comm_msg`` callback, so that
+    figures it draws are shown (the inline backend flushes on ``post_execute``).
+    """
+    # IPython is imported only when a callback runs, and looked up on each
+    # message, as the comm package does (code that patches it is obeyed).
+    from IPython import get_ipython  # noqa: PLC0415
+
+    shell = get_ipython()
+    if shell:
+        shell.events.trigger("pre_execute")
+    yield
+    if shell:
+        shell.events.trigger("post_execute")
 
 
 def run_callback(

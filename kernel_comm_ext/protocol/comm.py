@@ -18,7 +18,7 @@ import uuid
 
 import comm as comm_hooks
 
-from .callbacks import run_callback
+from .callbacks import fire_cell_hooks, run_callback
 from .stats import CommStats, buffer_nbytes
 
 if t.TYPE_CHECKING:
@@ -224,20 +224,19 @@ class BaseComm:
             run_callback(self._close_callback, (msg,), self._manager, self._describe("on_close"))
 
     def handle_msg(self, msg: MessageType) -> None:
-        """Handle a comm_msg message, firing the shell's pre/post_execute events around it."""
+        """Handle a comm_msg message, inside the manager's callback scope.
+
+        The protocol layer's scope fires the shell's pre/post_execute events
+        around the callback, as the comm package does; the kernel binding fires
+        them only when no cell is running (README: "Callbacks and the running cell").
+        """
         logger.debug("handle_msg[%s]", self.comm_id)
         self._record_in(msg)
         if self._msg_callback:
-            # IPython is imported only when a callback runs, and looked up on each
-            # message, as the comm package does (code that patches it is obeyed).
-            from IPython import get_ipython  # noqa: PLC0415
-
-            shell = get_ipython()
-            if shell:
-                shell.events.trigger("pre_execute")
-            run_callback(self._msg_callback, (msg,), self._manager, self._describe("on_msg"))
-            if shell:
-                shell.events.trigger("post_execute")
+            manager = self._manager
+            scope = manager.callback_scope() if manager is not None else fire_cell_hooks()
+            with scope:
+                run_callback(self._msg_callback, (msg,), manager, self._describe("on_msg"))
 
     # figures
 

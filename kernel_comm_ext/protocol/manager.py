@@ -16,7 +16,7 @@ import typing as t
 
 import comm as comm_hooks
 
-from .callbacks import run_callback
+from .callbacks import fire_cell_hooks, run_callback
 from .comm import BaseComm, MessageType
 from .messages import MalformedMessage, check_comm_message, comm_id_of, describe
 from .registry import SnapshotDict
@@ -197,6 +197,10 @@ class CommManager:
     def callback_loop(self) -> asyncio.AbstractEventLoop | None:
         """The loop for coroutine callbacks run from a thread without one (none here)."""
         return None
+
+    def callback_scope(self) -> t.ContextManager[None]:
+        """What surrounds an ``on_msg`` callback: here the shell's pre/post_execute events."""
+        return fire_cell_hooks()
 
     def setting_name(self, name: str) -> str:
         """How users refer to one of this manager's settings, for log lines."""
