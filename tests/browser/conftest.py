@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import typing as t
+import urllib.parse
 from pathlib import Path
 
 import nbformat
@@ -104,10 +105,16 @@ def screenshots() -> Path:
 
 @contextlib.contextmanager
 def notebook_opener(
-    request: pytest.FixtureRequest, server: LabServer, chromium: Browser
+    request: pytest.FixtureRequest, server: LabServer, chromium: Browser, offline: bool = False
 ) -> t.Iterator[OpenNotebook]:
-    """Open copies of example notebooks in ``server``'s frontend; close them all at the end."""
+    """Open copies of example notebooks in ``server``'s frontend; close them all at the end.
+
+    With ``offline``, the test also fails if any page asked for anything but the server
+    on 127.0.0.1 (a CDN, a tile server): the libraries must load from their wheels.
+    """
     context = chromium.new_context(viewport={"width": 1280, "height": 1000})
+    requested: list[str] = []
+    context.on("request", lambda r: requested.append(r.url))
     folder = request.node.name.replace("[", "-").replace("]", "")
     pages: list[NotebookPage] = []
 
@@ -132,6 +139,23 @@ def notebook_opener(
             page.close()
         context.close()
         server.end_sessions()
+    if offline:
+        away = sorted({url for url in requested if not _local(url)})
+        assert not away, f"the pages asked for addresses off this machine: {away}"
+
+
+def _local(url: str) -> bool:
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme in ("data", "blob", "about") or parts.hostname == "127.0.0.1"
+
+
+@pytest.fixture
+def open_compat(
+    request: pytest.FixtureRequest, lab_server: LabServer, chromium: Browser
+) -> t.Iterator[OpenNotebook]:
+    """Open example notebooks in JupyterLab; the pages may load nothing from off the machine."""
+    with notebook_opener(request, lab_server, chromium, offline=True) as open_:
+        yield open_
 
 
 @pytest.fixture
