@@ -22,13 +22,21 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 EXPECTED_MANAGERS = {
     "anywidget_counter.ipynb": ["KernelCommManager"],
     "callback_errors.ipynb": ["KernelCommManager"],
+    "compat_bqplot.ipynb": ["KernelCommManager"],
+    "compat_ipympl.ipynb": ["KernelCommManager"],
+    "compat_panel.ipynb": ["KernelCommManager"],
+    "compat_plotly.ipynb": ["KernelCommManager"],
     "plotly_loop.ipynb": ["KernelCommManager"],
     "widgets.ipynb": ["KernelCommManager"],
     "widgets_autoloaded.ipynb": ["KernelCommManager"],
     "widgets_before_load.ipynb": ["CommManager", "KernelCommManager", "CommManager"],
 }
 # Run on a kernel that auto-enables the extension (the test kernels have it off).
-AUTOLOADED = {"widgets_autoloaded.ipynb"}
+AUTOLOADED = {"widgets_autoloaded.ipynb"} | {
+    name for name in NOTEBOOKS if name.startswith("compat_")
+}
+# What each notebook displays, when not an ipywidgets view: panel's output is its own mime type.
+VIEWS = {"compat_panel.ipynb": "application/vnd.holoviews_exec.v0+json"}
 
 
 def outputs(nb: t.Any, output_type: str) -> list[t.Any]:
@@ -64,4 +72,5 @@ def test_example_notebook_runs(name: str, tmp_path: Path) -> None:
     assert managers == EXPECTED_MANAGERS[name]
     assert not outputs(nb, "error")
     shown = outputs(nb, "display_data") + outputs(nb, "execute_result")
-    assert any(WIDGET_VIEW in o.get("data", {}) for o in shown), "no widget was displayed"
+    view = VIEWS.get(name, WIDGET_VIEW)
+    assert any(view in o.get("data", {}) for o in shown), "no widget was displayed"

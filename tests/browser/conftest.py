@@ -11,13 +11,14 @@ from __future__ import annotations
 import contextlib
 import os
 import typing as t
+import urllib.parse
 from pathlib import Path
 
 import nbformat
 import pytest
 from playwright.sync_api import expect
 
-from .lab import CHROMIUM_ARGS, LabServer, NotebookPage, chromium_executable
+from .lab import CHROMIUM_ARGS, LabServer, NotebookPage, NotebookServer, chromium_executable
 
 if t.TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -67,6 +68,20 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[LabServer
 
 
 @pytest.fixture(scope="session")
+def notebook_server(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[LabServer]:
+    """Notebook 7 (``jupyter notebook``) on 127.0.0.1, set up as ``lab_server`` is."""
+    server = NotebookServer(
+        tmp_path_factory.mktemp("notebook"),
+        env={"KERNEL_COMM_EXT_AUTOLOAD": "0"},
+    )
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
 def chromium() -> t.Iterator[Browser]:
     """Debian's chromium, headless, driven by Playwright (never a downloaded browser)."""
     from playwright.sync_api import sync_playwright
@@ -88,22 +103,28 @@ def screenshots() -> Path:
     return Path(os.environ.get(SCREENSHOTS_ENV) or ARTIFACTS / "screenshots")
 
 
-@pytest.fixture
-def open_notebook(
-    request: pytest.FixtureRequest, lab_server: LabServer, chromium: Browser
+@contextlib.contextmanager
+def notebook_opener(
+    request: pytest.FixtureRequest, server: LabServer, chromium: Browser, offline: bool = False
 ) -> t.Iterator[OpenNotebook]:
-    """Open a copy of an example notebook in JupyterLab; everything is closed after the test."""
+    """Open copies of example notebooks in ``server``'s frontend; close them all at the end.
+
+    With ``offline``, the test also fails if any page asked for anything but the server
+    on 127.0.0.1 (a CDN, a tile server): the libraries must load from their wheels.
+    """
     context = chromium.new_context(viewport={"width": 1280, "height": 1000})
+    requested: list[str] = []
+    context.on("request", lambda r: requested.append(r.url))
     folder = request.node.name.replace("[", "-").replace("]", "")
     pages: list[NotebookPage] = []
 
     def open_(example: str, kernel: str | None = None) -> NotebookPage:
-        (lab_server.root / folder).mkdir(exist_ok=True)
+        (server.root / folder).mkdir(exist_ok=True)
         nb = nbformat.read(EXAMPLES / example, as_version=4)
         if kernel is not None:
             nb.metadata.kernelspec.name = kernel
-        nbformat.write(nb, lab_server.root / folder / example)
-        page = NotebookPage.open(context, lab_server, f"{folder}/{example}")
+        nbformat.write(nb, server.root / folder / example)
+        page = NotebookPage.open(context, server, f"{folder}/{example}")
         pages.append(page)
         return page
 
@@ -117,4 +138,30 @@ def open_notebook(
         for page in pages:
             page.close()
         context.close()
-        lab_server.end_sessions()
+        server.end_sessions()
+    if offline:
+        away = sorted({url for url in requested if not _local(url)})
+        assert not away, f"the pages asked for addresses off this machine: {away}"
+
+
+def _local(url: str) -> bool:
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme in ("data", "blob", "about") or parts.hostname == "127.0.0.1"
+
+
+@pytest.fixture
+def open_compat(
+    request: pytest.FixtureRequest, lab_server: LabServer, chromium: Browser
+) -> t.Iterator[OpenNotebook]:
+    """Open example notebooks in JupyterLab; the pages may load nothing from off the machine."""
+    with notebook_opener(request, lab_server, chromium, offline=True) as open_:
+        yield open_
+
+
+@pytest.fixture
+def open_notebook(
+    request: pytest.FixtureRequest, lab_server: LabServer, chromium: Browser
+) -> t.Iterator[OpenNotebook]:
+    """Open a copy of an example notebook in JupyterLab; everything is closed after the test."""
+    with notebook_opener(request, lab_server, chromium) as open_:
+        yield open_

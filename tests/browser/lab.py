@@ -50,6 +50,8 @@ SERVER_CONFIG = {
         "terminals_enabled": False,
         "jpserver_extensions": {"jupyter_lsp": False, "jupyter_server_terminals": False},
     },
+    # Notebook 7 (NotebookServer) reads its own section; JupyterLab ignores it.
+    "JupyterNotebookApp": {"expose_app_in_browser": True},
     "LabApp": {
         "expose_app_in_browser": True,
         "check_for_updates_class": "jupyterlab.NeverCheckForUpdate",
@@ -80,7 +82,13 @@ def chromium_executable() -> str:
 class LabServer:
     """A ``jupyter lab`` process on 127.0.0.1 with isolated directories."""
 
-    def __init__(self, base: Path, env: dict[str, str] | None = None) -> None:
+    # The Python module that starts the frontend's server, and its name in messages.
+    module = "jupyterlab"
+    name = "jupyter lab"
+
+    def __init__(
+        self, base: Path, env: dict[str, str] | None = None, args: t.Sequence[str] = ()
+    ) -> None:
         self.base = base
         self.root = base / "root"
         self.dirs = {
@@ -92,6 +100,7 @@ class LabServer:
         self.token = secrets.token_hex(16)
         self.log_path = base / "server.log"
         self.extra_env = env or {}
+        self.extra_args = list(args)
         self.url = ""
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -111,11 +120,12 @@ class LabServer:
         command = [
             sys.executable,
             "-m",
-            "jupyterlab",
+            self.module,
             "--ServerApp.ip=127.0.0.1",
             "--ServerApp.port=0",
             f"--IdentityProvider.token={self.token}",
             f"--ServerApp.root_dir={self.root}",
+            *self.extra_args,
         ]
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
@@ -141,14 +151,14 @@ class LabServer:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"jupyter lab exited at start:\n{self.log_tail()}")
+                raise RuntimeError(f"{self.name} exited at start:\n{self.log_tail()}")
             with contextlib.suppress(OSError, ValueError):
                 url = str(json.loads(info_file.read_text())["url"])
                 self.url = url
                 self.api("GET", "api/status")
                 return url
             time.sleep(0.2)
-        raise RuntimeError(f"jupyter lab did not start in {START_TIMEOUT} s:\n{self.log_tail()}")
+        raise RuntimeError(f"{self.name} did not start in {START_TIMEOUT} s:\n{self.log_tail()}")
 
     def stop(self) -> None:
         """Shut the server down with its kernels; kill it if it does not exit."""
@@ -210,6 +220,17 @@ class LabServer:
             self.api("DELETE", f"api/sessions/{session['id']}")
 
 
+class NotebookServer(LabServer):
+    """A Notebook 7 (``jupyter notebook``) process, set up as ``LabServer`` sets up JupyterLab."""
+
+    module = "notebook"
+    name = "jupyter notebook"
+
+    def page_url(self, notebook: str) -> str:
+        """The address that opens ``notebook`` in Notebook 7's single-document page."""
+        return f"{self.url}notebooks/{notebook}?token={self.token}"
+
+
 # JavaScript run in the page: the notebook panel of a path, found in the app shell.
 _PANEL = """
     const panelOf = (path) => {
@@ -241,7 +262,8 @@ class NotebookPage:
         page.goto(server.page_url(notebook))
         notebook_page.wait_ready()
         # Room for the notebook: fold the file browser away.
-        page.evaluate("() => window.jupyterapp.shell.collapseLeft()")
+        # (Notebook 7's shell has no left area to fold.)
+        page.evaluate("() => window.jupyterapp.shell.collapseLeft?.()")
         return notebook_page
 
     def kernel(self) -> Frontend:
