@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from kernel_comm_ext.testing.client_common import Message
 from kernel_comm_ext.testing.server_client import (
     DEFAULT_TIMEOUT,
     JupyterServer,
-    Message,
     ServerError,
     ServerExecution,
     ServerKernel,
