@@ -268,3 +268,18 @@ def test_model_labels() -> None:
     assert model_label(("@jupyter-widgets/base", "LayoutModel")) == "Layout"
     assert model_label(("jupyterlab-plotly", "FigureModel")) == "FigureModel"
     assert model_label(None) is None
+
+
+def test_merged_buffers_are_counted_once(kernel: FakeKernel) -> None:
+    sender = _sender(kernel)
+    image = widget(kernel, sender, CONTROLS, "ImageModel")
+    for size in (100, 300, 200):
+        image.send(
+            {"method": "update", "state": {}, "buffer_paths": [["value"]]},
+            buffers=[b"x" * size],
+        )
+    stats = sender.stats()
+    assert (stats.waiting, stats.waiting_bytes, stats.coalesced) == (1, 200, 2)
+    sender.configure(0)
+    assert sender.stats().waiting_bytes == 0
+    sender.close()

@@ -272,6 +272,8 @@ class CommSender:
                     tail.update.merge(update)
                     self._coalesced += 1
                     flow.merged += 1
+                    if buffers or tail.nbytes:
+                        self._recount_bytes(tail)
                     return
                 if tail is None and not self._waiting:
                     send_now = True  # the budget was turned off meanwhile
@@ -317,6 +319,13 @@ class CommSender:
         self._largest_queue_bytes = max(self._largest_queue_bytes, self._waiting_bytes)
         if len(queue) == 1:
             self._cond.notify_all()  # the background thread waits for the first one
+
+    def _recount_bytes(self, entry: _Entry) -> None:
+        """Count the buffers of a merged update again (under the lock)."""
+        held = entry.update.buffers if entry.update is not None else None
+        nbytes = sum(buf.nbytes for bufs in held.values() for _, buf in bufs) if held else 0
+        self._waiting_bytes += nbytes - entry.nbytes
+        entry.nbytes = nbytes
 
     def _over_cap(self) -> bool:
         return bool(
