@@ -402,6 +402,9 @@ class CommSender:
             comm_id = entry.comm.comm_id
             if tail.get(comm_id) is entry:
                 del tail[comm_id]
+        if not tail:
+            # A dict keeps the table it grew to; clear() gives it back.
+            tail.clear()
         self._cond.notify_all()
 
     def _start_flusher(self) -> None:
