@@ -112,6 +112,8 @@ class ModelFrontend:
         self.closed: set[str] = set()
         self.after_close: list[tuple[str, str]] = []
         self.msg_types: list[str] = []
+        #: Every message as it arrived: (comm id, msg_type, data).
+        self.log: list[tuple[str, str, t.Any]] = []
         self._read = 0
 
     def messages(self) -> list[dict[str, t.Any]]:
@@ -132,6 +134,7 @@ class ModelFrontend:
             self.msg_types.append(msg_type)
             content = msg["content"]
             comm_id = content["comm_id"]
+            self.log.append((comm_id, msg_type, content.get("data")))
             if comm_id in self.closed:
                 self.after_close.append((comm_id, msg_type))
                 continue

@@ -169,6 +169,35 @@ def test_another_comm_goes_out_on_credit_while_one_waits(kernel: FakeKernel) -> 
     sender.close()
 
 
+def test_nothing_overtakes_a_waiting_message_of_another_comm_that_is_not_coalescible(
+    kernel: FakeKernel,
+) -> None:
+    """A thread's messages keep their order across comms (only waiting state may move)."""
+    sender = _sender(kernel, ScriptedBudget(owe_pattern=(True,)))
+    first = widget(kernel, sender, "jupyterlab-plotly", "FigureModel")
+    second = widget(kernel, sender, "jupyterlab-plotly", "FigureModel")
+    update(first, x=1)  # on credit
+    custom(first, "a")  # on credit
+    page = ModelFrontend(kernel)
+    page.apply()
+    assert sender.stats().owed == 2
+    sender._budget = ScriptedBudget()  # type: ignore[assignment]  # no credit any more
+    custom(first, "b")  # waits
+    sender._budget = ScriptedBudget(owe_pattern=(True,))  # type: ignore[assignment]
+    custom(second, "c")  # credit again, but "b" waits: waits behind it
+    assert sender.stats().waiting == 2
+    sender.configure(0)
+    page.apply()
+    assert [(c, msg) for c, msg, _ in page.log[2:]] == [
+        (first.comm_id, "comm_msg"),
+        (first.comm_id, "comm_msg"),
+        (first.comm_id, "comm_msg"),
+        (second.comm_id, "comm_msg"),
+    ]
+    assert [data["content"] for _, _, data in page.log[3:]] == ["a", "b", "c"]
+    sender.close()
+
+
 def test_a_close_waits_behind_its_comms_messages(kernel: FakeKernel) -> None:
     sender = _sender(kernel)
     figure = widget(kernel, sender, "jupyterlab-plotly", "FigureModel")
@@ -268,3 +297,18 @@ def test_model_labels() -> None:
     assert model_label(("@jupyter-widgets/base", "LayoutModel")) == "Layout"
     assert model_label(("jupyterlab-plotly", "FigureModel")) == "FigureModel"
     assert model_label(None) is None
+
+
+def test_merged_buffers_are_counted_once(kernel: FakeKernel) -> None:
+    sender = _sender(kernel)
+    image = widget(kernel, sender, CONTROLS, "ImageModel")
+    for size in (100, 300, 200):
+        image.send(
+            {"method": "update", "state": {}, "buffer_paths": [["value"]]},
+            buffers=[b"x" * size],
+        )
+    stats = sender.stats()
+    assert (stats.waiting, stats.waiting_bytes, stats.coalesced) == (1, 200, 2)
+    sender.configure(0)
+    assert sender.stats().waiting_bytes == 0
+    sender.close()

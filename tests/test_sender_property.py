@@ -5,8 +5,9 @@ custom messages, closes and flushes on three widgets go through the real
 sender (with its background thread) under a scripted budget; a model frontend
 records every change event. For every trait that is not coalescible it must see
 every value in order; every custom message must find the page in the state the
-kernel had when it was sent; every widget ends in the kernel's state; nothing of
-a comm arrives after its close.
+kernel had when it was sent; every message that is not a coalescible update
+arrives in the order sent, across comms too; every widget ends in the kernel's
+state; nothing of a comm arrives after its close.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ OPS = st.lists(
     takes=st.lists(st.booleans(), max_size=8).map(lambda p: [*p, True]),
     owes=st.lists(st.booleans(), min_size=1, max_size=4),
 )
-def test_every_change_of_a_trait_that_is_not_coalescible_reaches_the_page(
+def test_every_change_of_a_trait_that_is_not_coalescible_reaches_the_page(  # noqa: PLR0912 (a branch per operation)
     ops: list[tuple[str, int, int]], takes: list[bool], owes: list[bool]
 ) -> None:
     kernel = FakeKernel()
@@ -56,6 +57,8 @@ def test_every_change_of_a_trait_that_is_not_coalescible_reaches_the_page(
         sets: dict[tuple[int, str], list[t.Any]] = {}
         customs: list[list[tuple[int, dict[str, t.Any]]]] = [[] for _ in MODELS]
         closed: set[int] = set()
+        # The messages that are not coalescible updates, in the order sent.
+        ordered: list[tuple[t.Any, ...]] = []
 
         def kernel_sets(i: int, key: str, value: t.Any) -> None:
             if state[i].get(key, _UNSET) != value:
@@ -69,24 +72,31 @@ def test_every_change_of_a_trait_that_is_not_coalescible_reaches_the_page(
                 continue
             if i in closed:
                 continue
+            coalescible = MODELS[i][2]
             if op == "state":
                 update(comm, value=value)
                 kernel_sets(i, "value", value)
+                if "value" not in coalescible:
+                    ordered.append((i, "value", value))
             elif op == "event":
-                update(comm, ping=value)
-                kernel_sets(i, "ping", value)
-                update(comm, ping=None)
-                kernel_sets(i, "ping", None)
+                for v in (value, None):
+                    update(comm, ping=v)
+                    kernel_sets(i, "ping", v)
+                    if "ping" not in coalescible:
+                        ordered.append((i, "ping", v))
             elif op == "custom":
                 custom(comm, n)
                 customs[i].append((n, dict(state[i])))
+                ordered.append((i, "custom", n))
             else:
                 comm.close()
                 closed.add(i)
+                ordered.append((i, "close"))
         sender.configure(0)
         page = ModelFrontend(kernel)
         page.apply()
 
+        assert _ordered_arrivals(page, [c.comm_id for c in comms]) == ordered
         assert page.after_close == []
         assert page.closed == {comms[i].comm_id for i in closed}
         for i, (_module, _name, coalescible) in enumerate(MODELS):
@@ -105,6 +115,22 @@ def test_every_change_of_a_trait_that_is_not_coalescible_reaches_the_page(
             assert arrived == customs[i]
     finally:
         sender.close()
+
+
+def _ordered_arrivals(page: ModelFrontend, comm_ids: list[str]) -> list[tuple[t.Any, ...]]:
+    """The messages that are not coalescible updates, as the page received them."""
+    index = {comm_id: i for i, comm_id in enumerate(comm_ids)}
+    arrived: list[tuple[t.Any, ...]] = []
+    for comm_id, msg_type, data in page.log:
+        i = index[comm_id]
+        if msg_type == "comm_close":
+            arrived.append((i, "close"))
+        elif msg_type == "comm_msg" and data["method"] == "custom":
+            arrived.append((i, "custom", data["content"]))
+        elif msg_type == "comm_msg":
+            # A merged update may carry coalescible keys beside one that is not.
+            arrived += [(i, key, v) for key, v in data["state"].items() if key not in MODELS[i][2]]
+    return arrived
 
 
 _UNSET = object()

@@ -342,3 +342,55 @@ def test_output_widget_capture_is_never_held_behind_its_output(ext_kernel: Front
         ("capture", ""),
     ]
     assert _stats(fe)["coalesced"] > 0, "the budget was spent: slider updates were merged"
+
+
+EVENT_WIDGET = """
+import traitlets
+class Commands(ipywidgets.DOMWidget):
+    # As plotly's FigureWidget: each edit sets a synced trait and resets it at once.
+    _model_module = traitlets.Unicode("my-lib").tag(sync=True)
+    _model_name = traitlets.Unicode("CommandsModel").tag(sync=True)
+    command = traitlets.Any(None, allow_none=True).tag(sync=True)
+    level = traitlets.Int(0).tag(sync=True)
+    def run(self, i):
+        self.command = {"i": i}
+        self.command = None
+w = Commands()
+"""
+
+
+def test_set_and_reset_traits_of_other_widgets_all_reach_the_page_in_order(
+    ext_kernel: Frontend,
+) -> None:
+    fe = ext_kernel
+    _setup(fe, rate_budget=200)
+    fe.run(EVENT_WIDGET)
+    widget = fe.eval("w.model_id")
+    mark = fe.mark()
+    fe.execute("for i in range(1000):\n    w.run(i)\n    s.value = i", timeout=120)
+
+    commands = [
+        m["content"]["data"]["state"]["command"]
+        for m in fe.iopub("comm_msg", comm_id=widget, since=mark)
+        if "command" in m["content"]["data"].get("state", {})
+    ]
+    expected: list[t.Any] = []
+    for i in range(1000):
+        expected += [{"i": i}, None]
+    assert commands == expected  # every edit and every reset, in order
+    stats = _stats(fe)
+    assert stats["coalesced"] > 0  # the slider's updates merged meanwhile
+    [row] = [c for c in stats["comms"] if c["comm_id"] == widget]
+    assert (row["model"], row["coalescible"], row["merged"]) == ("CommandsModel", "no", 0)
+    assert row["waited"] > 0
+
+    # Declared coalescible, its level trait merges; its command trait still does not.
+    fe.run("%config KernelCommManager.coalescible_models = ['my-lib:CommandsModel.level']")
+    mark = fe.mark()
+    fe.execute("for i in range(1000):\n    w.level = i + 1\nw.run(-1)", timeout=120)
+    msgs = fe.iopub("comm_msg", comm_id=widget, since=mark)
+    levels = [m["content"]["data"]["state"].get("level") for m in msgs]
+    assert levels[-3:] == [1000, None, None]  # the last level, then the edit and its reset
+    assert len(msgs) < 1000
+    bad = fe.execute("%config KernelCommManager.coalescible_models = ['Nope']", allow_error=True)
+    assert "module:ModelName" in bad.stdout + bad.stderr + str(bad.errors)

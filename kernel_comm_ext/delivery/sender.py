@@ -12,15 +12,17 @@ budget (``rate_budget.py``):
 - Over budget, a widget ``update`` of a model whose views render from current
   state (``coalescible.py``) waits, and later updates of that widget merge into
   it while it waits (``widget_updates.py``).
-- Anything else goes out at once while the budget's debt allows (a second of
-  budget, so the server's window still has room), if nothing of its comm
-  waits; otherwise it waits in order behind what waits.
+- Anything else goes out at once on credit (at most a second of budget, so
+  the server's window still has room) when nothing waits but such updates of
+  other comms; otherwise it waits in order behind what waits.
 
 What waits goes out in order at the budget's rate from a background thread, and
 all of it when the cell or comm callback ends (the shell's ``post_execute``) or
 on ``flush``. The order of each comm's messages is never changed: a message of
 a comm with something waiting waits behind it, so a custom message is never
-overtaken by its widget's held update. The sending thread is held back only
+overtaken by its widget's held update. Across comms, only the waiting state of
+coalescible widgets moves (merged earlier, or overtaken on credit): every other
+message keeps the order it was sent in. The sending thread is held back only
 while more than the queue's cap waits (messages and bytes), and stays
 interruptible.
 
@@ -106,6 +108,7 @@ class _Entry:
         "metadata",
         "msg_type",
         "nbytes",
+        "ordered",
         "parent",
         "since",
         "update",
@@ -121,9 +124,12 @@ class _Entry:
         parent: dict[str, t.Any],
         buffers: list[memoryview] | None,
         update: WidgetUpdate | None,
+        ordered: bool,
     ) -> None:
         self.comm = comm
         self.flow = flow
+        #: Not a coalescible update: nothing of another comm may overtake it.
+        self.ordered = ordered
         self.msg_type = msg_type
         self.content = content
         self.metadata = metadata
@@ -181,6 +187,8 @@ class CommSender:
         self._tail: dict[str, _Entry] = {}
         # Entries queued or being sent, and their bytes: the fast path reads the count.
         self._waiting = 0
+        # Of those, the ones that are not coalescible updates.
+        self._ordered_waiting = 0
         self._waiting_bytes = 0
         # Comms found by the garbage collector, to close (appended by finalizers).
         self._collected: collections.deque[BaseComm] = collections.deque()
@@ -271,19 +279,25 @@ class CommSender:
                     tail.update.merge(update)
                     self._coalesced += 1
                     flow.merged += 1
+                    if buffers or tail.nbytes:
+                        self._recount_bytes(tail)
                     return
                 if tail is None and not self._waiting:
                     send_now = True  # the budget was turned off meanwhile
                 else:
-                    self._enqueue(comm, flow, msg_type, content, metadata, parent, buffers, update)
+                    self._enqueue(
+                        comm, flow, msg_type, content, metadata, parent, buffers, update, may_merge
+                    )
                     send_now = False
             elif not self._waiting and budget.take():
                 send_now = True
-            elif not may_merge and budget.owe():
+            elif not may_merge and not self._ordered_waiting and budget.owe():
                 self._owed += 1
                 send_now = True
             else:
-                self._enqueue(comm, flow, msg_type, content, metadata, parent, buffers, update)
+                self._enqueue(
+                    comm, flow, msg_type, content, metadata, parent, buffers, update, may_merge
+                )
                 send_now = False
             if not send_now and self._over_cap() and self._may_wait():
                 self._hold_back()
@@ -300,9 +314,14 @@ class CommSender:
         parent: dict[str, t.Any],
         buffers: list[memoryview] | None,
         update: WidgetUpdate | None,
+        coalescible: bool,
     ) -> None:
         """Put a message at the end of the queue (under the lock)."""
-        entry = _Entry(comm, flow, msg_type, content, metadata, parent, buffers, update)
+        entry = _Entry(
+            comm, flow, msg_type, content, metadata, parent, buffers, update, not coalescible
+        )
+        if entry.ordered:
+            self._ordered_waiting += 1
         queue = self._queue
         queue.append(entry)
         self._tail[comm.comm_id] = entry
@@ -316,6 +335,13 @@ class CommSender:
         self._largest_queue_bytes = max(self._largest_queue_bytes, self._waiting_bytes)
         if len(queue) == 1:
             self._cond.notify_all()  # the background thread waits for the first one
+
+    def _recount_bytes(self, entry: _Entry) -> None:
+        """Count the buffers of a merged update again (under the lock)."""
+        held = entry.update.buffers if entry.update is not None else None
+        nbytes = sum(buf.nbytes for bufs in held.values() for _, buf in bufs) if held else 0
+        self._waiting_bytes += nbytes - entry.nbytes
+        entry.nbytes = nbytes
 
     def _over_cap(self) -> bool:
         return bool(
@@ -389,9 +415,14 @@ class CommSender:
             self._max_wait = max(self._max_wait, waited)
             self._waiting -= 1
             self._waiting_bytes -= entry.nbytes
+            if entry.ordered:
+                self._ordered_waiting -= 1
             comm_id = entry.comm.comm_id
             if tail.get(comm_id) is entry:
                 del tail[comm_id]
+        if not tail:
+            # A dict keeps the table it grew to; clear() gives it back.
+            tail.clear()
         self._cond.notify_all()
 
     def _start_flusher(self) -> None:
