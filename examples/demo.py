@@ -73,9 +73,20 @@ class Demo:
         """Run code; return the IOPub messages it caused (until idle)."""
         msg_id = self.kc.execute(code)
         msgs = self.iopub_until_idle(msg_id)
-        reply = self.kc.get_shell_msg(timeout=30)
+        reply = self.shell_reply(msg_id)
         self.check(reply["content"]["status"] == "ok", f"code failed: {reply['content']}")
         return msgs
+
+    def shell_reply(self, msg_id: str) -> dict[str, t.Any]:
+        """The reply to request ``msg_id``; replies to others are skipped.
+
+        On a busy machine ``wait_for_ready`` may have sent more than one
+        kernel_info_request, and their late replies are still queued.
+        """
+        while True:
+            reply = self.kc.get_shell_msg(timeout=30)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return t.cast(dict[str, t.Any], reply)
 
     def iopub_until_idle(self, msg_id: str) -> list[dict[str, t.Any]]:
         msgs = []
@@ -153,7 +164,7 @@ class Demo:
             print("\n4. comm_info_request")
             info_msg = self.kc.session.msg("comm_info_request", {})
             self.kc.shell_channel.send(info_msg)
-            reply = self.kc.get_shell_msg(timeout=30)
+            reply = self.shell_reply(info_msg["header"]["msg_id"])
             for cid, info in reply["content"]["comms"].items():
                 self.say("<-", f"open comm {cid[:8]} target={info['target_name']!r}")
             self.check(comm_id in reply["content"]["comms"], "comm_info lacks the frontend comm")
@@ -163,8 +174,9 @@ class Demo:
             self.say("->", f"comm_close comm={comm_id[:8]}")
             for msg in self.comm_messages(self.execute("kernel_side.close()")):
                 self.show(msg)
-            self.kc.shell_channel.send(self.kc.session.msg("comm_info_request", {}))
-            left = self.kc.get_shell_msg(timeout=30)["content"]["comms"]
+            info_msg = self.kc.session.msg("comm_info_request", {})
+            self.kc.shell_channel.send(info_msg)
+            left = self.shell_reply(info_msg["header"]["msg_id"])["content"]["comms"]
             self.say("..", f"comms still open: {len(left)}")
             self.check(not left, "comms are still open after closing both")
         finally:
