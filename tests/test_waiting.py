@@ -125,10 +125,13 @@ def test_an_interrupt_ends_a_wait(ext_kernel: Frontend, style: str) -> None:
     )
     cell = start_cell(fe, call)
     started = time.monotonic()
-    assert _control(fe, "interrupt_request", {})["status"] == "ok"
+    # ipykernel 6.19 answers with an empty content.
+    assert _control(fe, "interrupt_request", {}).get("status", "ok") == "ok"
     assert cell_result(fe, cell, timeout=20) == ("", ["KeyboardInterrupt"])
     assert time.monotonic() - started < 10
-    assert fe.run("print('still alive')") == "still alive\n"
+    # ipykernel 6 aborts requests that reach it while it handles the error (stop_on_error).
+    alive = [fe.execute("print('still alive')", allow_error=True) for _ in range(2)]
+    assert alive[-1].stdout == "still alive\n"
 
 
 @pytest.mark.parametrize("style", ["async", "sync"])
