@@ -169,3 +169,21 @@ def test_a_cell_waits_for_a_future_a_callback_resolves(route: tuple[Frontend, st
     cell = start_cell(fe, "print('x =', wait_for_result(answer, timeout=20))")
     send_comm_shell(fe, "comm_msg", {"comm_id": comm_id, "data": {"x": 3}}, subshell)
     assert cell_result(fe, cell) == ("x = 3\n", [])
+
+
+def test_a_wait_inside_a_callback_another_wait_runs_is_refused(ext_kernel: Frontend) -> None:
+    """A clear error, not a hang: the callback's WaitUnsupported is shown under its message."""
+    fe = ext_kernel
+    fe.run(
+        SETUP + "def nested(m):\n    wait_for_msg(opened['inner'], timeout=60)\n"
+        "c = comm.create_comm(target_name='nobody')"
+    )
+    inner = open_kept(fe, "inner", None)
+    fe.run("opened['inner'].on_msg(nested)")
+    outer = fe.eval("c.comm_id")
+    cell = start_cell(fe, "wait_for_msg(c, timeout=30)\nprint('outer done')")
+    msg_id = send_comm_shell(fe, "comm_msg", {"comm_id": inner, "data": {}}, None)
+    error = fe.wait_for("error", parent_id=msg_id, timeout=10)[0]["content"]
+    assert error["ename"] == "WaitUnsupported"
+    send_comm_shell(fe, "comm_msg", {"comm_id": outer, "data": {}}, None)
+    assert cell_result(fe, cell) == ("outer done\n", [])
