@@ -158,15 +158,32 @@ def test_other_comms_are_answered_during_a_wait(
     assert cell_result(fe, cell) == ("done\n", [])
 
 
-def test_a_cell_waits_for_a_future_a_callback_resolves(route: tuple[Frontend, str | None]) -> None:
+@pytest.mark.parametrize(
+    ("kind", "style"), [("concurrent", "sync"), ("asyncio", "sync"), ("asyncio", "async")]
+)
+def test_a_cell_waits_for_a_future_a_callback_resolves(
+    route: tuple[Frontend, str | None], kind: str, style: str
+) -> None:
     fe, subshell = route
     comm_id = open_kept(fe, "w", subshell)
+    make = (
+        "concurrent.futures.Future()"
+        if kind == "concurrent"
+        else "asyncio.get_event_loop().create_future()"
+    )
+    # Main dispatch runs callbacks on the main loop's thread, so they may resolve
+    # an asyncio future of that loop directly, even while a synchronous cell waits.
+    resolve = "answer.set_result(x)"
     fe.run(
         "import concurrent.futures\n"
-        "answer = concurrent.futures.Future()\n"
-        "opened['w'].on_msg(lambda m: answer.set_result(m['content']['data']['x']))"
+        f"answer = {make}\n"
+        "def on_msg(m):\n"
+        "    x = m['content']['data']['x']\n"
+        f"    {resolve}\n"
+        "opened['w'].on_msg(on_msg)"
     )
-    cell = start_cell(fe, "print('x =', wait_for_result(answer, timeout=20))")
+    call = "wait_for_result(answer, timeout=20)"
+    cell = start_cell(fe, f"print('x =', {'await ' if style == 'async' else ''}{call})")
     send_comm_shell(fe, "comm_msg", {"comm_id": comm_id, "data": {"x": 3}}, subshell)
     assert cell_result(fe, cell) == ("x = 3\n", [])
 
