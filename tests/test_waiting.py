@@ -204,3 +204,37 @@ def test_a_wait_inside_a_callback_another_wait_runs_is_refused(ext_kernel: Front
     assert error["ename"] == "WaitUnsupported"
     send_comm_shell(fe, "comm_msg", {"comm_id": outer, "data": {}}, None)
     assert cell_result(fe, cell) == ("outer done\n", [])
+
+
+README_LOOP = """
+import ipywidgets as widgets
+button = widgets.Button(description="Go on")
+clicks = widgets.IntText()
+button.on_click(lambda b: setattr(clicks, "value", clicks.value + 1))
+"""
+
+
+def test_the_readme_loop_show_a_button_wait_for_the_click_go_on(
+    route: tuple[Frontend, str | None],
+) -> None:
+    """README's example: a synchronous loop waits for three clicks, one at a time."""
+    pytest.importorskip("ipywidgets")
+    fe, subshell = route
+    fe.run(README_LOOP)
+    button_id = fe.eval("button.model_id")
+    cell = start_cell(
+        fe,
+        "for step in range(3):\n"
+        "    wait_for_change(clicks, 'value', timeout=20)\n"
+        "    print('step', step, flush=True)",
+    )
+    click = {"method": "custom", "content": {"event": "click"}}
+    for step in range(3):
+        send_comm_shell(fe, "comm_msg", {"comm_id": button_id, "data": click}, subshell)
+        fe.wait_for(
+            "stream",
+            parent_id=cell,
+            predicate=lambda m, step=step: f"step {step}" in m["content"]["text"],
+            timeout=15,
+        )
+    assert cell_result(fe, cell) == ("step 0\nstep 1\nstep 2\n", [])
