@@ -70,6 +70,11 @@ def _parent_ident(kernel: t.Any) -> t.Any:
     return idents.get("shell") if isinstance(idents, dict) else idents
 
 
+def _running(io_loop: t.Any) -> bool:
+    asyncio_loop = getattr(io_loop, "asyncio_loop", None)
+    return asyncio_loop is None or bool(asyncio_loop.is_running())
+
+
 class MainLoopDispatch:
     """Runs comm handlers on the kernel's main loop when told to (``callback_dispatch``)."""
 
@@ -106,8 +111,8 @@ class MainLoopDispatch:
             self.forwarded += 1
         io_loop.add_callback(self.drain)
         while not done.wait(0.5):
-            if self._closed:
-                return
+            if self._closed or not _running(io_loop):
+                return  # unloaded, or the kernel is shutting down: never hang its subshells
 
     def close(self) -> None:
         """Stop waiting for the main loop (on uninstall): queued messages are handled here."""

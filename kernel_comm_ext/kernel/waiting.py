@@ -229,7 +229,7 @@ async def _await(
     loop = asyncio.get_running_loop()
     interrupted = _Waiter()
     try:
-        with _ShellPump.for_this_thread(read=False), _interrupt_resolves(loop, interrupted):
+        with _ShellPump.for_this_thread(), _interrupt_resolves(loop, interrupted):
             done = waiter.future(loop)
             stop = interrupted.future(loop)
             waits: set[asyncio.Future[t.Any]] = {done, stop}
@@ -295,17 +295,16 @@ _active = threading.local()
 class _ShellPump:
     """Handles the comm messages of the kernel's main shell stream while a cell waits."""
 
-    def __init__(self, kernel: t.Any, stream: t.Any, read: bool) -> None:
+    def __init__(self, kernel: t.Any, stream: t.Any) -> None:
         self.kernel = kernel
         self.stream = stream
-        self.read = read
         self.manager = getattr(kernel, "comm_manager", None)
         self._original: t.Callable[..., t.Any] | None = None
         self._poller: t.Any = None
 
     @classmethod
     @contextlib.contextmanager
-    def for_this_thread(cls, read: bool = True) -> t.Iterator[_ShellPump | None]:
+    def for_this_thread(cls) -> t.Iterator[_ShellPump | None]:
         """The pump of this wait, or None when the wait needs none (not the kernel's thread)."""
         kernel = _kernel()
         if kernel is None or threading.current_thread() is not main_thread_of(kernel):
@@ -323,7 +322,7 @@ class _ShellPump:
                 f" does not know (ipykernel {_ipykernel_version()}), so the page's answer"
                 " could not reach a waiting cell."
             )
-        pump = cls(kernel, stream, read)
+        pump = cls(kernel, stream)
         pump.start()
         _active.pump = pump
         try:
