@@ -26,6 +26,7 @@ EXPECTED_MANAGERS = {
     "compat_ipympl.ipynb": ["KernelCommManager"],
     "compat_panel.ipynb": ["KernelCommManager"],
     "compat_plotly.ipynb": ["KernelCommManager"],
+    "compat_voila.ipynb": ["KernelCommManager"],
     "widgets.ipynb": ["KernelCommManager"],
     "widgets_autoloaded.ipynb": ["KernelCommManager"],
     "widgets_before_load.ipynb": ["CommManager", "KernelCommManager", "CommManager"],
