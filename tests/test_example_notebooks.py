@@ -23,6 +23,7 @@ EXPECTED_MANAGERS = {
     "anywidget_counter.ipynb": ["KernelCommManager"],
     "callback_errors.ipynb": ["KernelCommManager"],
     "compat_bqplot.ipynb": ["KernelCommManager"],
+    "compat_ipycanvas.ipynb": ["KernelCommManager"],
     "compat_ipympl.ipynb": ["KernelCommManager"],
     "compat_panel.ipynb": ["KernelCommManager"],
     "compat_plotly.ipynb": ["KernelCommManager"],
