@@ -111,7 +111,7 @@ def test_voila_dashboard(
     page.get_by_role("button", name="Run loop").click()
     wait_until(lambda: kernel.eval("count.value"), BIG_LOOP - 1, timeout=60, what="kernel count")
     check_loop("voila-20000-from-callback", count.input_value, str(BIG_LOOP - 1))
-    screenshot(page.locator(".jp-OutputArea-output").last, screenshots / "compat-voila.png")
+    screenshot(page.locator(".widget-vbox").first, screenshots / "compat-voila.png")
     assert_ours(kernel)
 
 
