@@ -24,6 +24,7 @@ EXPECTED_MANAGERS = {
     "callback_errors.ipynb": ["KernelCommManager"],
     "compat_bqplot.ipynb": ["KernelCommManager"],
     "compat_ipycanvas.ipynb": ["KernelCommManager"],
+    "compat_ipydatagrid.ipynb": ["KernelCommManager"],
     "compat_ipyleaflet.ipynb": ["KernelCommManager"],
     "compat_ipympl.ipynb": ["KernelCommManager"],
     "compat_panel.ipynb": ["KernelCommManager"],
