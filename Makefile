@@ -38,10 +38,11 @@ chromium:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q \
 		&& DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium chromium-driver; }
 
-# Refresh the screenshot README shows (the browser tests save theirs in test-artifacts/).
+# Refresh the screenshots README shows (the browser tests save theirs in test-artifacts/).
 screenshots: setup chromium
 	KERNEL_COMM_EXT_SCREENSHOTS=$(CURDIR)/docs/screenshots \
-		$(BIN)/python -m pytest -m browser -k test_widgets_on_the_extension
+		$(BIN)/python -m pytest -m browser \
+		-k "test_widgets_on_the_extension or (test_compat_ and not ipykernel and not loop_of)"
 
 test: lint typecheck pytest
 

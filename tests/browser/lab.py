@@ -101,6 +101,8 @@ class LabServer:
         self.log_path = base / "server.log"
         self.extra_env = env or {}
         self.extra_args = list(args)
+        # Where the kernels' connection files are (another process's, behind a gateway).
+        self.kernel_runtime_dir = self.dirs["JUPYTER_RUNTIME_DIR"]
         self.url = ""
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -132,6 +134,10 @@ class LabServer:
                 command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=self.base
             )
         self.url = self._wait_for_url()
+
+    def write_autoload_kernelspec(self) -> None:
+        """Install the auto-enabling kernelspec in this server's data directory."""
+        self._write_autoload_kernelspec()
 
     def _write_autoload_kernelspec(self) -> None:
         spec = self.dirs["JUPYTER_DATA_DIR"] / "kernels" / AUTOLOAD_KERNEL
@@ -208,7 +214,7 @@ class LabServer:
     def connect(self, notebook: str) -> Frontend:
         """A test frontend on the kernel the page runs ``notebook`` in (a second client)."""
         kernel_id = self.kernel_id(notebook)
-        connection_file = self.dirs["JUPYTER_RUNTIME_DIR"] / f"kernel-{kernel_id}.json"
+        connection_file = self.kernel_runtime_dir / f"kernel-{kernel_id}.json"
         km = KernelManager(connection_file=str(connection_file))
         km.load_connection_file()
         # km started no kernel, so Frontend.shutdown only closes this client.
