@@ -7,6 +7,7 @@ does. README: "Callbacks and the running cell".
 
 from __future__ import annotations
 
+import functools
 import time
 import typing as t
 import uuid
@@ -234,7 +235,11 @@ def test_the_readme_loop_show_a_button_wait_for_the_click_go_on(
         fe.wait_for(
             "stream",
             parent_id=cell,
-            predicate=lambda m, step=step: f"step {step}" in m["content"]["text"],
+            predicate=functools.partial(_text_has, f"step {step}"),
             timeout=15,
         )
     assert cell_result(fe, cell) == ("step 0\nstep 1\nstep 2\n", [])
+
+
+def _text_has(text: str, msg: dict[str, t.Any]) -> bool:
+    return text in msg["content"]["text"]

@@ -61,7 +61,7 @@ def red_cells(nb: NotebookPage) -> int:
 
 def row_height(nb: NotebookPage) -> int:
     """The red cell's height on the page, in CSS pixels, less its border."""
-    return round(nb.page.locator(GRID).first.evaluate(RED_HEIGHT))
+    return round(float(nb.page.locator(GRID).first.evaluate(RED_HEIGHT)))
 
 
 def open_grid(open_compat: OpenNotebook, kernel_name: str | None) -> NotebookPage:
