@@ -6,6 +6,7 @@ extension must be the one in use where the notebook says it loaded it.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import typing as t
 from pathlib import Path
@@ -39,6 +40,17 @@ EXPECTED_MANAGERS = {
 AUTOLOADED = {"widgets_autoloaded.ipynb"} | {
     name for name in NOTEBOOKS if name.startswith("compat_")
 }
+# The library each compat notebook needs (the compat extra; .ci/oldest installs only test's).
+REQUIRES = {
+    "compat_bqplot.ipynb": "bqplot",
+    "compat_ipycanvas.ipynb": "ipycanvas",
+    "compat_ipydatagrid.ipynb": "ipydatagrid",
+    "compat_ipyleaflet.ipynb": "ipyleaflet",
+    "compat_ipympl.ipynb": "ipympl",
+    "compat_panel.ipynb": "panel",
+    "compat_plotly.ipynb": "plotly",
+    "compat_voila.ipynb": "ipywidgets",
+}
 # What each notebook displays, when not an ipywidgets view: panel's output is its own mime type.
 VIEWS = {"compat_panel.ipynb": "application/vnd.holoviews_exec.v0+json"}
 
@@ -55,10 +67,13 @@ def outputs(nb: t.Any, output_type: str) -> list[t.Any]:
 
 def test_every_notebook_has_expectations() -> None:
     assert sorted(EXPECTED_MANAGERS) == NOTEBOOKS
+    assert {n for n in NOTEBOOKS if n.startswith("compat_")} == set(REQUIRES)
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_example_notebook_runs(name: str, tmp_path: Path) -> None:
+    if name in REQUIRES and importlib.util.find_spec(REQUIRES[name]) is None:
+        pytest.skip(f"{REQUIRES[name]} is not installed (the compat extra)")
     autoload = name in AUTOLOADED
     nb = nbformat.read(EXAMPLES / name, as_version=4)
     nbformat.validate(nb)

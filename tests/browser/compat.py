@@ -71,13 +71,17 @@ def wait_for_page(
     return Outcome(True, False, value, time.monotonic() - start)
 
 
+_logged: list[str] = []
+
+
 def record(library: str, layer: str, outcome: Outcome) -> None:
-    """Print and log how a loop ended on one comm layer."""
+    """Print and log how a loop ended on one comm layer (the log holds this run's lines)."""
     line = f"{library}\t{layer}\t{outcome.describe()}"
     print(f"loop of {LOOP} changes: {line}")
     LOOP_LOG.parent.mkdir(parents=True, exist_ok=True)
-    with LOOP_LOG.open("a") as log:
+    with LOOP_LOG.open("a" if _logged else "w") as log:
         log.write(line + "\n")
+    _logged.append(line)
 
 
 def check_loop(

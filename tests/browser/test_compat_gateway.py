@@ -116,8 +116,9 @@ def gateway_lab(
     server.kernel_runtime_dir = kernel_runtime_dir
     try:
         server.start()
-        # A first kernel of each kernelspec through both hops: the page of a kernelspec's
-        # first kernel at a fresh gateway lost its websocket at once in this setup.
+        # A first kernel of each kernelspec through both hops, before any page: twice, on a
+        # busy machine, the page of a fresh gateway's first kernel lost its websocket at once
+        # and never became ready (not seen in later runs without this; kept as it is cheap).
         for name in (AUTOLOAD_KERNEL, PLAIN_KERNEL):
             kernel = server.api("POST", "api/kernels", {"name": name})
             server.api("DELETE", f"api/kernels/{kernel['id']}")
