@@ -31,7 +31,6 @@ EXPECTED_MANAGERS = {
     "compat_panel.ipynb": ["KernelCommManager"],
     "compat_plotly.ipynb": ["KernelCommManager"],
     "compat_voila.ipynb": ["KernelCommManager"],
-    "plotly_loop.ipynb": ["KernelCommManager"],
     "widgets.ipynb": ["KernelCommManager"],
     "widgets_autoloaded.ipynb": ["KernelCommManager"],
     "widgets_before_load.ipynb": ["CommManager", "KernelCommManager", "CommManager"],

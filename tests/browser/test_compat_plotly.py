@@ -72,12 +72,6 @@ def test_plotly_figure_widget(open_compat: OpenNotebook, screenshots: Path) -> N
     assert_ours(kernel)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="kernel-comm-ext merges plotly's set-and-reset updates (_py2js_restyle set to the"
-    " change, then to None) into the last state, None, so the page misses restyles under a"
-    " loop; the fix is in the delivery layer",
-)
 def test_plotly_loop_of_restyles(open_compat: OpenNotebook) -> None:
     nb = open_figure(open_compat, AUTOLOAD_KERNEL)
     kernel = nb.kernel()
