@@ -42,10 +42,6 @@ class Execution(ExecutionOutput):
     reply: dict[str, t.Any]
     iopub: list[dict[str, t.Any]]
 
-    @property
-    def status(self) -> str:
-        return str(self.reply["content"]["status"])
-
 
 class Frontend:
     """A test frontend talking to one real kernel."""

@@ -116,9 +116,15 @@ def is_idle_of(msg: Message, msg_id: str) -> bool:
 
 
 class ExecutionOutput:
-    """What an execution published, from its IOPub messages (``self.iopub``)."""
+    """What an execution got: its reply (``self.reply``) and IOPub messages (``self.iopub``)."""
 
+    reply: Message
     iopub: list[Message]
+
+    @property
+    def status(self) -> str:
+        """The reply's status: ``ok``, ``error`` or ``aborted``."""
+        return str(self.reply["content"]["status"])
 
     @property
     def stdout(self) -> str:

@@ -84,11 +84,6 @@ class ServerExecution(ExecutionOutput):
     reply: Message
     iopub: list[Message]
 
-    @property
-    def status(self) -> str:
-        """The reply's status: ``ok``, ``error`` or ``aborted``."""
-        return str(self.reply["content"]["status"])
-
 
 class ServerKernel:
     """A kernel of a Jupyter Server, connected to its websocket channels as JupyterLab is."""
