@@ -53,32 +53,29 @@ def pytest_runtest_makereport(
 _CALL_FAILED = pytest.StashKey[bool]()
 
 
-@pytest.fixture(scope="session")
-def lab_server(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[LabServer]:
-    """``jupyter lab`` on 127.0.0.1, its kernels on ipykernel's comm layer unless loaded."""
-    server = LabServer(
-        tmp_path_factory.mktemp("lab"),
-        env={"KERNEL_COMM_EXT_AUTOLOAD": "0"},
-    )
+# Kernels of the servers start on ipykernel's comm layer unless a test loads the extension.
+KERNELS_PLAIN = {"KERNEL_COMM_EXT_AUTOLOAD": "0"}
+
+
+def _running(server: LabServer) -> t.Iterator[LabServer]:
+    """Start ``server`` for as long as the fixture lives; always stop it."""
     try:
         server.start()
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def lab_server(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[LabServer]:
+    """``jupyter lab`` on 127.0.0.1, its kernels on ipykernel's comm layer unless loaded."""
+    yield from _running(LabServer(tmp_path_factory.mktemp("lab"), env=KERNELS_PLAIN))
 
 
 @pytest.fixture(scope="session")
 def notebook_server(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[LabServer]:
     """Notebook 7 (``jupyter notebook``) on 127.0.0.1, set up as ``lab_server`` is."""
-    server = NotebookServer(
-        tmp_path_factory.mktemp("notebook"),
-        env={"KERNEL_COMM_EXT_AUTOLOAD": "0"},
-    )
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
+    yield from _running(NotebookServer(tmp_path_factory.mktemp("notebook"), env=KERNELS_PLAIN))
 
 
 @pytest.fixture(scope="session")
