@@ -106,15 +106,22 @@ def _figures(label: str, **figures: t.Any) -> None:
 EXPECTED_Y = [[i, i + 1, i + 2] for i in range(LOOPS)]
 
 
+def _plotly_loop(
+    kernel: ServerKernel,
+) -> tuple[list[int], int, PlotlyFigure, list[list[int]]]:
+    """Show the figure, run the loop until the page is quiet: the kernel's trace and edit
+    count, the page's figure and the restyles it drew, in order."""
+    kernel.execute(FIGURE)
+    _run_to_quiet(kernel, PLOTLY_LOOP)
+    kernel_y, kernel_edits = _kernel_trace(kernel)
+    figure = _figure(kernel)
+    return kernel_y, kernel_edits, figure, _restyled_y(figure)
+
+
 def test_plotly_loop_reaches_the_page_with_the_extension(server_kernel: ServerKernel) -> None:
     kernel = server_kernel
     kernel.execute("%load_ext kernel_comm_ext")
-    kernel.execute(FIGURE)
-    _run_to_quiet(kernel, PLOTLY_LOOP)
-
-    kernel_y, kernel_edits = _kernel_trace(kernel)
-    figure = _figure(kernel)
-    restyled = _restyled_y(figure)
+    kernel_y, kernel_edits, figure, restyled = _plotly_loop(kernel)
     _figures(
         "extension plotly",
         restyles=f"{len(restyled)}/{kernel_edits}",
@@ -130,12 +137,7 @@ def test_plotly_loop_reaches_the_page_with_the_extension(server_kernel: ServerKe
 
 def test_plotly_loop_on_the_default_comm_layer(server_kernel: ServerKernel) -> None:
     kernel = server_kernel
-    kernel.execute(FIGURE)
-    _run_to_quiet(kernel, PLOTLY_LOOP)
-
-    kernel_y, kernel_edits = _kernel_trace(kernel)
-    figure = _figure(kernel)
-    restyled = _restyled_y(figure)
+    kernel_y, kernel_edits, figure, restyled = _plotly_loop(kernel)
     _figures(
         "default plotly",
         restyles=f"{len(restyled)}/{kernel_edits}",
