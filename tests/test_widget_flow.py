@@ -12,8 +12,6 @@ import time
 import typing as t
 from pathlib import Path
 
-import pytest
-
 from .conftest import AUTOLOAD_OFF
 from .frontend import Frontend, start_frontend
 from .helpers import comm_magic
@@ -252,12 +250,6 @@ def test_unloading_sends_what_is_held_and_reload_keeps_coalescing(ext_kernel: Fr
     assert len(values) < 1000
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known bug: in this collection storm (gc threshold 5, 300 comms in cycles) a few"
-    " collected comms (7 of 300 here, 43 in one CI run) never get their comm_close since"
-    " closes are queued by the finalizer; the kernel keeps serving and nothing deadlocks",
-)
 def test_a_comm_collected_while_updates_are_held_closes_without_deadlock(
     ext_kernel: Frontend,
 ) -> None:

@@ -192,6 +192,9 @@ class CommSender:
         self._waiting_bytes = 0
         # Comms found by the garbage collector, to close (appended by finalizers).
         self._collected: collections.deque[BaseComm] = collections.deque()
+        # Set on a thread while it closes collected comms: each close sends
+        # through ``send``, which must not start closing the rest again.
+        self._closing_collected = threading.local()
         self._budget: RateBudget | None = None
         self._coalesce = coalesce_updates
         self._rules: Rules = parse_rules(coalescible)
@@ -498,19 +501,30 @@ class CommSender:
         return True
 
     def close_collected(self) -> None:
-        """Close the comms the garbage collector found (their comm_close goes through the queue)."""
-        collected = self._collected
-        while collected:
-            try:
-                comm = collected.popleft()
-            except IndexError:  # another thread took the last one
-                return
-            self._collected_closes += 1
-            try:
-                comm.close()
-            except Exception:
-                self._errors += 1
-                logger.exception("Could not close the collected comm %s", comm.comm_id)
+        """Close the comms the garbage collector found (their comm_close goes through the queue).
+
+        On a thread already closing them, returns at once: its outer call
+        takes the rest, so a long run of closes never nests.
+        """
+        closing = self._closing_collected
+        if getattr(closing, "active", False):
+            return
+        closing.active = True
+        try:
+            collected = self._collected
+            while collected:
+                try:
+                    comm = collected.popleft()
+                except IndexError:  # another thread took the last one
+                    return
+                self._collected_closes += 1
+                try:
+                    comm.close()
+                except Exception:
+                    self._errors += 1
+                    logger.exception("Could not close the collected comm %s", comm.comm_id)
+        finally:
+            closing.active = False
 
     # the wire
 

@@ -281,6 +281,31 @@ def test_a_collected_comm_is_closed_by_the_sender_not_by_its_finalizer(
     sender.close()
 
 
+def test_many_collected_comms_are_all_closed_at_the_next_send(kernel: FakeKernel) -> None:
+    """Each close goes through ``send``, which must not start closing the others again."""
+    sender = _sender(kernel, ScriptedBudget(pattern=(True,)))
+    page = ModelFrontend(kernel)
+    slider = widget(kernel, sender, CONTROLS, "IntSliderModel")
+
+    class Cycle:
+        def __init__(self) -> None:
+            self.me = self
+            self.comm = widget(kernel, sender, "jupyterlab-plotly", "FigureModel")
+
+    gc.disable()  # all of them found by one collection
+    try:
+        doomed = {Cycle().comm.comm_id for _ in range(2000)}
+    finally:
+        gc.enable()
+    gc.collect()
+    update(slider, value=1)
+    page.apply()
+    assert doomed <= page.closed
+    stats = sender.stats()
+    assert (stats.collected_closes, stats.errors) == (2000, 0)
+    sender.close()
+
+
 def test_coalescible_entries_are_checked() -> None:
     rules = parse_rules(["@my/lib:GaugeModel", "other:DialModel.angle", "other:DialModel.size"])
     assert rules[("@my/lib", "GaugeModel")] == frozenset({"*"})
