@@ -6,7 +6,10 @@ The integration surface is small and all of it is swapped here:
 - the kernel's shell handlers ``comm_open``, ``comm_msg``, ``comm_close``;
 - the ``comm`` package's hooks ``comm.create_comm`` and ``comm.get_comm_manager``,
   which ipywidgets and other widget libraries call;
-- the manager's place in ``shell.configurables`` (so ``%config`` reaches it).
+- the manager's place in ``shell.configurables`` (so ``%config`` reaches it);
+- ``publish_msg`` and ``__del__`` of ipykernel's own comm base class, so comms
+  made as ``ipykernel.comm.Comm`` (pyviz_comms does) also send through the
+  sender (``kernel/ipykernel_comms.py``).
 
 Every comm and target of the manager being replaced moves over, and moves back
 on uninstall, so widgets already on the page keep working through both.
@@ -21,6 +24,7 @@ import typing as t
 
 import comm as comm_hooks
 
+from .kernel.ipykernel_comms import IPykernelComms
 from .kernel.manager import KernelCommManager
 from .protocol.comm import BaseComm
 from .protocol.manager import CommManager
@@ -50,6 +54,8 @@ class Installation:
     shell: t.Any
     manager: KernelCommManager
     replaced: ReplacedParts
+    #: The routing of ipykernel's own comm classes through our sender.
+    ipykernel_comms: IPykernelComms | None = None
 
 
 def installation_of(kernel: t.Any) -> Installation | None:
@@ -87,6 +93,9 @@ def install(shell: t.Any) -> Installation | None:
         kernel.shell_handlers[name] = getattr(manager, name)
     kernel.comm_manager = manager
     _replace_configurable(shell, previous, manager)
+    installation.ipykernel_comms = IPykernelComms(kernel, manager.sender)
+    if not installation.ipykernel_comms.install():
+        manager.log.info("kernel-comm-ext: ipykernel's own comm classes keep their sending")
     # A comm another thread opened on the old manager during the swap.
     _move_registrations(previous, manager)
     manager.iopub.start()
@@ -123,6 +132,8 @@ def uninstall(shell: t.Any) -> bool:
     )
     _move_registrations(manager, replaced.manager)
     manager.stop_callbacks()
+    if installation.ipykernel_comms is not None:
+        installation.ipykernel_comms.uninstall()
     manager.sender.close()
     manager.iopub.stop()
     manager.installation = None

@@ -519,7 +519,8 @@ class CommSender:
                     return
                 self._collected_closes += 1
                 try:
-                    comm.close()
+                    # Collected, so no longer registered: nothing to unregister.
+                    comm.close(deleting=True)
                 except Exception:
                     self._errors += 1
                     logger.exception("Could not close the collected comm %s", comm.comm_id)

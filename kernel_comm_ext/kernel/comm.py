@@ -17,7 +17,7 @@ if t.TYPE_CHECKING:
 _UNSET = object()
 
 
-def _request_id(data: object) -> str | None:
+def request_id_of(data: object) -> str | None:
     """The id of a request-style payload (``{"content": {"id": ...}}``), as ipykernel reads it."""
     if isinstance(data, dict):
         content = data.get("content")
@@ -87,7 +87,7 @@ class KernelComm(BaseComm):
         # A comm can be used from another subshell than the one that created
         # it; ipykernel 7 routes the frontend's reply to the last sender.
         self._reply_subshell_id = subshell_id
-        request_id = _request_id(data)
+        request_id = request_id_of(data)
         if request_id is not None:
             if self._reply_subshell_ids is None:
                 self._reply_subshell_ids = {}
@@ -95,7 +95,7 @@ class KernelComm(BaseComm):
 
     def _reply_subshell_for(self, data: object, default: str | None) -> str | None:
         """The subshell that should handle the frontend's message carrying ``data``."""
-        request_id = _request_id(data)
+        request_id = request_id_of(data)
         routes = self._reply_subshell_ids
         if request_id is not None and routes:
             routed = routes.pop(request_id, _UNSET)

@@ -93,13 +93,6 @@ def check_loop(
     assert outcome.reached, f"{library}: after {LOOP} changes, {outcome.describe()}"
 
 
-def record_loop(
-    where: tuple[str, str], read: t.Callable[[], t.Any], expected: t.Any, timeout: float = 30.0
-) -> None:
-    """Record whether the page ends on ``expected``: (library, comm layer)."""
-    record(where[0], where[1], wait_for_page(read, expected, timeout))
-
-
 def record_loop_on_ipykernel(
     library: str, read: t.Callable[[], t.Any], expected: t.Any, timeout: float = 30.0
 ) -> None:

@@ -7,7 +7,9 @@ replaced by one that, each time it is taken, has garbage holding open comms
 collected, on the same thread and on another one while the lock is held. The
 traffic through them (fast path, credit, queue, merges, custom messages,
 registered comms opened and closed, flushes, the background thread) must
-finish, and every collected comm must be closed.
+finish, and every collected comm must be closed. The garbage holds comms of
+both kinds the sender sends for: this package's ``KernelComm`` and ipykernel's
+own comm class (routed through the sender while installed).
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ import types
 import typing as t
 
 import pytest
+from ipykernel.comm.comm import BaseComm as IPykernelBaseComm
 
 from kernel_comm_ext.delivery import sender as sender_module
 from kernel_comm_ext.delivery.sender import CommSender
 from kernel_comm_ext.iopub import wire
 from kernel_comm_ext.iopub.wire import IOPubBatch
 from kernel_comm_ext.kernel.comm import KernelComm
+from kernel_comm_ext.kernel.ipykernel_comms import IPykernelComms
 from kernel_comm_ext.protocol import comm as comm_module
 from kernel_comm_ext.protocol import manager as manager_module
 from kernel_comm_ext.protocol.manager import CommManager
@@ -67,9 +71,11 @@ class Collector:
 
     def _garbage(self) -> None:
         comm = KernelComm(kernel=self.kernel, sender=self.sender, primary=False, target_name="gc")
-        cycle: dict[str, t.Any] = {"comm": comm}
+        ipykernel_comm: t.Any = IPykernelBaseComm(primary=False, target_name="gc")  # type: ignore[no-untyped-call]
+        ipykernel_comm.kernel = self.kernel
+        cycle: dict[str, t.Any] = {"comm": comm, "ipykernel comm": ipykernel_comm}
         cycle["me"] = cycle
-        self.doomed.append(comm.comm_id)
+        self.doomed += [comm.comm_id, ipykernel_comm.comm_id]
 
 
 class CollectingLock:
@@ -154,6 +160,8 @@ def test_collecting_comms_inside_every_lock_cannot_deadlock(
     sender._budget = ScriptedBudget((True, False, False), (True, False))  # type: ignore[assignment]
     slider = widget(kernel, sender, "@jupyter-widgets/controls", "IntSliderModel")
     figure = widget(kernel, sender, "jupyterlab-plotly", "FigureModel")
+    routing = IPykernelComms(kernel, sender)
+    assert routing.install()
     collector.kernel, collector.sender = kernel, sender
     errors: list[BaseException] = []
 
@@ -179,6 +187,8 @@ def test_collecting_comms_inside_every_lock_cannot_deadlock(
     worker.start()
     worker.join(30)
     collector.sender = None  # no more garbage from here on
+    if not worker.is_alive():
+        routing.uninstall()  # a deadlocked sender keeps it: the process ends soon anyway
     assert not worker.is_alive(), "deadlocked: the traffic did not finish"
     assert errors == []
     assert collector.stuck == [], "a collection on another thread waited for a held lock"
