@@ -5,7 +5,9 @@ frontend's model in the same state, but its views see one change event where
 there were two. That is invisible only where a view draws from the model's
 current state and nothing acts on the change itself. ``COALESCIBLE_MODELS``
 lists the models known to be such: ipywidgets' own controls, containers,
-layouts and styles. A comm's model is read from its ``comm_open``
+layouts and styles; ``COALESCIBLE_TRAITS`` lists single traits of other
+libraries' models whose page-side handler only copies the model's current
+value into the view. A comm's model is read from its ``comm_open``
 (``state._model_module`` and ``state._model_name``); a comm whose model is not
 known, or not listed, is never merged.
 
@@ -102,6 +104,24 @@ COALESCIBLE_MODELS: frozenset[tuple[str, str]] = frozenset(
     ]
 )
 
+#: Single traits of other libraries' models that may be merged, by (model module, model name).
+COALESCIBLE_TRAITS: dict[tuple[str, str], frozenset[str]] = {
+    # ipydatagrid's view sets the grid's sizes, widths and header visibility from
+    # the model's current value on each change; every update repaints the whole
+    # grid, so a loop of unmerged ones keeps the page busy long after the cell.
+    # Its data, transforms and selections are left out.
+    ("ipydatagrid", "DataGridModel"): frozenset(
+        {
+            "base_row_size",
+            "base_column_size",
+            "base_row_header_size",
+            "base_column_header_size",
+            "column_widths",
+            "header_visibility",
+        }
+    ),
+}
+
 #: Every trait of the model may be merged.
 ALL_TRAITS: frozenset[str] = frozenset({"*"})
 
@@ -114,12 +134,13 @@ class BadRule(ValueError):
 
 
 def parse_rules(entries: t.Iterable[str]) -> Rules:
-    """The table plus declared entries: ``"module:ModelName"`` or ``"module:ModelName.trait"``.
+    """The tables plus declared entries: ``"module:ModelName"`` or ``"module:ModelName.trait"``.
 
     The module is everything before the last ``:`` (npm names may hold ``@``
     and ``/``). A bad entry raises ``BadRule`` naming it.
     """
     rules: Rules = dict.fromkeys(COALESCIBLE_MODELS, ALL_TRAITS)
+    rules.update(COALESCIBLE_TRAITS)
     for entry in entries:
         module, sep, rest = str(entry).rpartition(":")
         name, _, trait = rest.partition(".")

@@ -103,12 +103,9 @@ def test_ipydatagrid_grid(open_compat: OpenNotebook, screenshots: Path) -> None:
     screenshot(nb.page.locator(GRID).first, screenshots / "compat-ipydatagrid.png")
 
     border = CELL_H - row_height(nb)
-    # Every DataGrid update repaints the whole grid, so 2,000 of them keep the page busy
-    # for a minute; the row size is plain state, which a user declares coalescible
-    # (README, "Delivery under load"). The models of other libraries are never merged.
-    kernel.run(
-        "%config KernelCommManager.coalescible_models = ['ipydatagrid:DataGridModel.base_row_size']"
-    )
+    # Every DataGrid update repaints the whole grid, so 2,000 of them would keep the page
+    # busy for a minute; the row size is plain state, which kernel-comm-ext merges while
+    # updates wait (README, "Delivery under load"), with no setting.
     kernel.run(LOOP_CODE)
     check_loop("ipydatagrid", lambda: row_height(nb) + border, FINAL_ROW)
     assert kernel.eval("get_ipython().kernel.comm_manager.delivery_stats().coalesced") > 0

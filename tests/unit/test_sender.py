@@ -311,6 +311,9 @@ def test_coalescible_entries_are_checked() -> None:
     assert rules[("@my/lib", "GaugeModel")] == frozenset({"*"})
     assert rules[("other", "DialModel")] == frozenset({"angle", "size"})
     assert (CONTROLS, "IntSliderModel") in rules
+    grid = rules[("ipydatagrid", "DataGridModel")]
+    assert "base_row_size" in grid
+    assert not {"_data", "_transforms", "selections"} & grid
     assert ("@jupyter-widgets/output", "OutputModel") not in rules
     for bad in ["GaugeModel", ":GaugeModel", "lib:", "lib:.trait"]:
         with pytest.raises(BadRule, match="module:ModelName"):
