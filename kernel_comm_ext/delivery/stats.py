@@ -75,7 +75,7 @@ class DeliveryStats:
     #: Per comm, for the comms asked about (``KernelCommManager.delivery_stats``: all open ones).
     comms: tuple[CommDelivery, ...] = ()
 
-    def describe(self) -> str | None:
+    def report_lines(self) -> str | None:
         """A few lines for the ``%comm`` report; None until anything waited."""
         if not (self.waited or self.errors or self.held_back):
             return None

@@ -191,7 +191,7 @@ class KernelCommManager(LoggingConfigurable, CommManager):
             max_bytes=self.queue_bytes,
         )
         self._report_sections: dict[str, t.Callable[[], str | None]] = {}
-        self.add_report_section("Flow control", lambda: self.delivery_stats().describe())
+        self.add_report_section("Flow control", lambda: self.delivery_stats().report_lines())
         batch = self.sender.iopub_socket
         #: The takeover of the kernel's IOPub thread (started by the installer).
         self.iopub = IOPubTakeover(

@@ -221,7 +221,9 @@ class BaseComm:
         logger.debug("handle_close[%s]", self.comm_id)
         self._record_in(msg)
         if self._close_callback:
-            run_callback(self._close_callback, (msg,), self._manager, self._describe("on_close"))
+            run_callback(
+                self._close_callback, (msg,), self._manager, self._callback_label("on_close")
+            )
 
     def handle_msg(self, msg: MessageType) -> None:
         """Handle a comm_msg message, inside the manager's callback scope.
@@ -236,7 +238,7 @@ class BaseComm:
             manager = self._manager
             scope = manager.callback_scope() if manager is not None else fire_cell_hooks()
             with scope:
-                run_callback(self._msg_callback, (msg,), manager, self._describe("on_msg"))
+                run_callback(self._msg_callback, (msg,), manager, self._callback_label("on_msg"))
 
     # figures
 
@@ -295,5 +297,5 @@ class BaseComm:
         if manager is not None and manager.comms.get(self.comm_id) is self:
             manager.unregister_comm(self)
 
-    def _describe(self, callback_kind: str) -> t.Callable[[], str]:
+    def _callback_label(self, callback_kind: str) -> t.Callable[[], str]:
         return lambda: f"the {callback_kind} callback of comm {self.comm_id} ({self.target_name})"

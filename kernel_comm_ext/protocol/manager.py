@@ -18,7 +18,7 @@ import comm as comm_hooks
 
 from .callbacks import fire_cell_hooks, run_callback
 from .comm import BaseComm, MessageType
-from .messages import MalformedMessage, check_comm_message, comm_id_of, describe
+from .messages import MalformedMessage, check_comm_message, comm_id_of, wire_repr
 from .registry import SnapshotDict
 
 CommTargetCallback = t.Callable[[t.Any, MessageType], t.Any]
@@ -79,7 +79,7 @@ class CommManager:
         """The comm with this id, or None (with a log line) when there is none; never raises."""
         comm = self.comms.get(comm_id) if isinstance(comm_id, str) else None
         if comm is None:
-            self.log.warning("No such comm: %s", describe(comm_id))
+            self.log.warning("No such comm: %s", wire_repr(comm_id))
         return comm
 
     def create_comm(self, **kwargs: t.Any) -> t.Any:

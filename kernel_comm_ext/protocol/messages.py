@@ -20,7 +20,7 @@ _short.maxlist = 4
 _short.maxdict = 4
 
 
-def describe(value: object) -> str:
+def wire_repr(value: object) -> str:
     """A short, safe description of a value from the wire, for log lines."""
     return f"{type(value).__name__} {_short.repr(value)}"
 
@@ -40,14 +40,14 @@ class MalformedMessage(ValueError):
 def _check_name(content: dict[str, t.Any], key: str) -> str:
     value = content.get(key)
     if not isinstance(value, str) or not value:
-        raise MalformedMessage(f"content.{key} must be a non-empty string, got {describe(value)}")
+        raise MalformedMessage(f"content.{key} must be a non-empty string, got {wire_repr(value)}")
     if len(value) > MAX_NAME_LENGTH:
         raise MalformedMessage(
             f"content.{key} is {len(value)} characters long (at most {MAX_NAME_LENGTH})"
         )
     if not _is_utf8(value):
         # JSON can carry lone surrogates ("\ud800"); no reply could name them.
-        raise MalformedMessage(f"content.{key} is not valid Unicode text: {describe(value)}")
+        raise MalformedMessage(f"content.{key} is not valid Unicode text: {wire_repr(value)}")
     return value
 
 
@@ -62,16 +62,16 @@ def _is_utf8(value: str) -> bool:
 def check_comm_message(msg: object, msg_type: str) -> CommRequest:
     """Check a ``comm_open``/``comm_msg``/``comm_close`` message; raise MalformedMessage if bad."""
     if not isinstance(msg, dict):
-        raise MalformedMessage(f"the message must be a dict, got {describe(msg)}")
+        raise MalformedMessage(f"the message must be a dict, got {wire_repr(msg)}")
     content = msg.get("content")
     if not isinstance(content, dict):
-        raise MalformedMessage(f"content must be an object, got {describe(content)}")
+        raise MalformedMessage(f"content must be an object, got {wire_repr(content)}")
     metadata = msg.get("metadata")
     if metadata is not None and not isinstance(metadata, dict):
-        raise MalformedMessage(f"metadata must be an object, got {describe(metadata)}")
+        raise MalformedMessage(f"metadata must be an object, got {wire_repr(metadata)}")
     data = content.get("data")
     if data is not None and not isinstance(data, dict):
-        raise MalformedMessage(f"content.data must be an object, got {describe(data)}")
+        raise MalformedMessage(f"content.data must be an object, got {wire_repr(data)}")
     comm_id = _check_name(content, "comm_id")
     target_name = _check_name(content, "target_name") if msg_type == "comm_open" else None
     return CommRequest(comm_id=comm_id, target_name=target_name)
