@@ -122,6 +122,14 @@ COALESCIBLE_TRAITS: dict[tuple[str, str], frozenset[str]] = {
     ),
 }
 
+#: Traits whose change tells the page where the kernel's output goes, by model: the
+#: ``Output`` widget's ``msg_id``, set on ``with out:`` and reset on exit. Output
+#: printed next goes out on IOPub at once, so an update setting one of them never
+#: waits behind other comms' messages (see ``CommSender``).
+OUTPUT_ROUTING_TRAITS: dict[tuple[str, str], frozenset[str]] = {
+    ("@jupyter-widgets/output", "OutputModel"): frozenset({"msg_id"}),
+}
+
 #: Every trait of the model may be merged.
 ALL_TRAITS: frozenset[str] = frozenset({"*"})
 
@@ -162,6 +170,16 @@ def mergeable(traits: frozenset[str] | None, keys: t.Iterable[str]) -> bool:
     if traits is None:
         return False
     return "*" in traits or all(key in traits for key in keys)
+
+
+def routes_output(model: tuple[str, str] | None, content: dict[str, t.Any]) -> bool:
+    """Whether this comm_msg of a widget of ``model`` is an update of an output-routing trait."""
+    traits = OUTPUT_ROUTING_TRAITS.get(model) if model is not None else None
+    if traits is None:
+        return False
+    data = content.get("data")
+    state = data.get("state") if type(data) is dict and data.get("method") == "update" else None
+    return type(state) is dict and any(key in traits for key in state)
 
 
 def model_of(content: dict[str, t.Any]) -> tuple[str, str] | None:

@@ -15,6 +15,12 @@ budget (``rate_budget.py``):
 - Anything else goes out at once on credit (at most a second of budget, so
   the server's window still has room) when nothing waits but such updates of
   other comms; otherwise it waits in order behind what waits.
+- An update that tells the page where output goes (the ``Output`` widget's
+  ``msg_id``, ``coalescible.OUTPUT_ROUTING_TRAITS``) never waits behind other
+  comms: the output printed next goes to IOPub at once, outside the budget,
+  and must find the page capturing (or no longer capturing). It goes out at
+  once, on credit if it can; if its own comm has messages waiting, the
+  sending thread waits until it is sent.
 
 What waits goes out in order at the budget's rate from a background thread, and
 all of it when the cell or comm callback ends (the shell's ``post_execute``) or
@@ -42,7 +48,7 @@ import time
 import typing as t
 
 from ..iopub.wire import IOPubBatch, MessageWriter
-from .coalescible import Rules, mergeable, model_of, parse_rules
+from .coalescible import Rules, mergeable, model_of, parse_rules, routes_output
 from .rate_budget import RateBudget
 from .stats import CommDelivery, DeliveryStats, model_label
 
@@ -110,6 +116,7 @@ class _Entry:
         "nbytes",
         "ordered",
         "parent",
+        "sent",
         "since",
         "update",
     )
@@ -141,6 +148,8 @@ class _Entry:
         self.since = time.monotonic()
         #: Taken out of the queue, being sent: nothing merges into it any more.
         self.in_flight = False
+        #: Sent (or given up on after an error): counted out of the queue.
+        self.sent = False
 
 
 def flow_of(comm: t.Any) -> CommFlow:
@@ -261,13 +270,10 @@ class CommSender:
         buffers: list[memoryview] | None,
     ) -> None:
         flow = flow_of(comm)
-        update = None
-        may_merge = False
-        if msg_type == "comm_msg" and self._coalesce and flow.model is not None:
-            traits = self._rules.get(flow.model)
-            if traits is not None and _looks_like_update(content):
-                update = WidgetUpdate.parse(msg_type, content, metadata, parent, buffers)
-                may_merge = update is not None and mergeable(traits, update.keys())
+        update, may_merge = self._parse_update(flow, msg_type, content, metadata, parent, buffers)
+        if not may_merge and msg_type == "comm_msg" and routes_output(flow.model, content):
+            self._send_output_routing(comm, flow, msg_type, content, metadata, parent, buffers)
+            return
         with self._cond:
             tail = self._tail.get(comm.comm_id)
             budget = self._budget
@@ -307,6 +313,51 @@ class CommSender:
         if send_now:
             self._emit(comm, msg_type, content, metadata, parent, buffers)
 
+    def _parse_update(
+        self,
+        flow: CommFlow,
+        msg_type: str,
+        content: dict[str, t.Any],
+        metadata: dict[str, t.Any],
+        parent: dict[str, t.Any],
+        buffers: list[memoryview] | None,
+    ) -> tuple[WidgetUpdate | None, bool]:
+        """The update of a coalescible widget this message carries, and whether it may merge."""
+        if msg_type != "comm_msg" or not self._coalesce or flow.model is None:
+            return None, False
+        traits = self._rules.get(flow.model)
+        if traits is None or not _looks_like_update(content):
+            return None, False
+        update = WidgetUpdate.parse(msg_type, content, metadata, parent, buffers)
+        return update, update is not None and mergeable(traits, update.keys())
+
+    def _send_output_routing(
+        self,
+        comm: BaseComm,
+        flow: CommFlow,
+        msg_type: str,
+        content: dict[str, t.Any],
+        metadata: dict[str, t.Any],
+        parent: dict[str, t.Any],
+        buffers: list[memoryview] | None,
+    ) -> None:
+        """Send an update that says where output goes now, behind its own comm's messages only."""
+        with self._cond:
+            entry = None
+            if self._tail.get(comm.comm_id) is None:
+                budget = self._budget
+                # Counted against the budget, on credit when it can be; never held.
+                if budget is not None and not budget.take() and budget.owe():
+                    self._owed += 1
+            else:
+                entry = self._enqueue(
+                    comm, flow, msg_type, content, metadata, parent, buffers, None, False
+                )
+        if entry is None:
+            self._emit(comm, msg_type, content, metadata, parent, buffers)
+        else:
+            self._send_through(entry)
+
     def _enqueue(
         self,
         comm: BaseComm,
@@ -318,7 +369,7 @@ class CommSender:
         buffers: list[memoryview] | None,
         update: WidgetUpdate | None,
         coalescible: bool,
-    ) -> None:
+    ) -> _Entry:
         """Put a message at the end of the queue (under the lock)."""
         entry = _Entry(
             comm, flow, msg_type, content, metadata, parent, buffers, update, not coalescible
@@ -338,6 +389,30 @@ class CommSender:
         self._largest_queue_bytes = max(self._largest_queue_bytes, self._waiting_bytes)
         if len(queue) == 1:
             self._cond.notify_all()  # the background thread waits for the first one
+        return entry
+
+    def _send_through(self, entry: _Entry) -> None:
+        """Send what waits, at the budget's rate, until ``entry`` is sent (^C ends the wait).
+
+        Where this thread may not wait, the background thread sends it.
+        """
+        if not self._may_wait():
+            return
+        try:
+            while True:
+                self._drain()
+                with self._cond:
+                    budget = self._budget
+                    if entry.sent or budget is None:
+                        break
+                    wait = budget.wait_time()
+                    if wait > 0:
+                        self._cond.wait(max(wait, _MIN_WAIT))
+        except KeyboardInterrupt:
+            self._interrupted_at = time.monotonic()
+            raise
+        if not entry.sent:
+            self._drain(limited=False)  # the budget was turned off meanwhile
 
     def _recount_bytes(self, entry: _Entry) -> None:
         """Count the buffers of a merged update again (under the lock)."""
@@ -409,6 +484,7 @@ class CommSender:
         now = time.monotonic()
         tail = self._tail
         for entry in batch:
+            entry.sent = True
             waited = now - entry.since
             flow = entry.flow
             flow.queued -= 1

@@ -306,6 +306,43 @@ def test_many_collected_comms_are_all_closed_at_the_next_send(kernel: FakeKernel
     sender.close()
 
 
+OUTPUT = ("@jupyter-widgets/output", "OutputModel")
+
+
+def test_an_output_capture_goes_out_past_other_comms_waiting(kernel: FakeKernel) -> None:
+    """The output printed next goes to IOPub at once: the page must be capturing by then."""
+    sender = _sender(kernel, ScriptedBudget(pattern=(False,)))
+    page = ModelFrontend(kernel)
+    figure = widget(kernel, sender, "jupyterlab-plotly", "FigureModel")
+    out = widget(kernel, sender, *OUTPUT)
+    for i in range(3):
+        custom(figure, i)
+    update(out, msg_id="cell-1")
+    page.apply()
+    assert page.state[out.comm_id]["msg_id"] == "cell-1"
+    assert figure.comm_id not in page.customs, "the figure's messages still wait"
+    sender.configure(0)
+    page.apply()
+    assert [c for c, _ in page.customs[figure.comm_id]] == [0, 1, 2]
+    sender.close()
+
+
+def test_an_output_capture_behind_its_own_comm_waits_until_sent(kernel: FakeKernel) -> None:
+    sender = _sender(kernel, ScriptedBudget(pattern=(False, False, False, True)))
+    page = ModelFrontend(kernel)
+    out = widget(kernel, sender, *OUTPUT)
+    custom(out, "first")
+    update(out, msg_id="cell-1")  # returns once sent, its comm's message before it
+    page.apply()
+    assert [(comm_id, kind) for comm_id, kind, _ in page.log[-2:]] == [
+        (out.comm_id, "comm_msg"),
+        (out.comm_id, "comm_msg"),
+    ]
+    assert [c for c, _ in page.customs[out.comm_id]] == ["first"]
+    assert page.state[out.comm_id]["msg_id"] == "cell-1"
+    sender.close()
+
+
 def test_coalescible_entries_are_checked() -> None:
     rules = parse_rules(["@my/lib:GaugeModel", "other:DialModel.angle", "other:DialModel.size"])
     assert rules[("@my/lib", "GaugeModel")] == frozenset({"*"})
