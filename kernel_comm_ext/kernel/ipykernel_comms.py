@@ -24,7 +24,6 @@ behaviour. Uninstalling puts both methods back.
 from __future__ import annotations
 
 import contextlib
-import logging
 import typing as t
 
 from .buffers import as_buffer_views
@@ -32,9 +31,6 @@ from .comm import request_id_of
 
 if t.TYPE_CHECKING:
     from ..delivery.sender import CommSender
-
-logger = logging.getLogger("kernel_comm_ext")
-
 
 class _Routing:
     """The one routing now installed, and ipykernel's own methods.
