@@ -32,6 +32,7 @@ from .comm import request_id_of
 if t.TYPE_CHECKING:
     from ..delivery.sender import CommSender
 
+
 class _Routing:
     """The one routing now installed, and ipykernel's own methods.
 
