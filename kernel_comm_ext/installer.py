@@ -9,7 +9,11 @@ The integration surface is small and all of it is swapped here:
 - the manager's place in ``shell.configurables`` (so ``%config`` reaches it);
 - ``publish_msg`` and ``__del__`` of ipykernel's own comm base class, so comms
   made as ``ipykernel.comm.Comm`` (pyviz_comms does) also send through the
-  sender (``kernel/ipykernel_comms.py``).
+  sender (``kernel/ipykernel_comms.py``);
+- where nothing handles the package's ``kernel_comm_ext`` logger, a handler
+  that passes its records to the kernel's log (otherwise Python's last-resort
+  handler would print them to ``sys.stderr``, which in a kernel is the output
+  of whatever cell is running).
 
 Every comm and target of the manager being replaced moves over, and moves back
 on uninstall, so widgets already on the page keep working through both.
@@ -56,6 +60,8 @@ class Installation:
     replaced: ReplacedParts
     #: The routing of ipykernel's own comm classes through our sender.
     ipykernel_comms: IPykernelComms | None = None
+    #: The handler passing the package's log records to the kernel's log, if added.
+    log_handler: logging.Handler | None = None
 
 
 def installation_of(kernel: t.Any) -> Installation | None:
@@ -93,6 +99,7 @@ def install(shell: t.Any) -> Installation | None:
         kernel.shell_handlers[name] = getattr(manager, name)
     kernel.comm_manager = manager
     _replace_configurable(shell, previous, manager)
+    installation.log_handler = _log_to_kernel(kernel)
     installation.ipykernel_comms = IPykernelComms(kernel, manager.sender)
     if not installation.ipykernel_comms.install():
         manager.log.info("kernel-comm-ext: ipykernel's own comm classes keep their sending")
@@ -136,8 +143,31 @@ def uninstall(shell: t.Any) -> bool:
         installation.ipykernel_comms.uninstall()
     manager.sender.close()
     manager.iopub.stop()
+    if installation.log_handler is not None:
+        logger.removeHandler(installation.log_handler)
     manager.installation = None
     return True
+
+
+class _KernelLogHandler(logging.Handler):
+    """Passes records of the package's logger to the kernel's log, with its handlers."""
+
+    def __init__(self, kernel_log: logging.Logger) -> None:
+        super().__init__()
+        self._kernel_log = kernel_log
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._kernel_log.handle(record)
+
+
+def _log_to_kernel(kernel: t.Any) -> logging.Handler | None:
+    """Send the package's log records to ``kernel.log``, unless something handles them."""
+    kernel_log = getattr(kernel, "log", None)
+    if not isinstance(kernel_log, logging.Logger) or logger.hasHandlers():
+        return None
+    handler = _KernelLogHandler(kernel_log)
+    logger.addHandler(handler)
+    return handler
 
 
 def _move_registrations(source: t.Any, destination: t.Any) -> None:

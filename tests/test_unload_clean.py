@@ -3,16 +3,19 @@
 Each test looks, in a real kernel, at every place IPython keeps what an
 extension adds: ``shell.configurables`` (where ``%config`` looks, and where
 IPython's ``Magics`` put themselves), the magics registry and tables, and the
-shell's event callbacks.
+shell's event callbacks; and at the package's logger, whose records go to the
+kernel's log while loaded.
 """
 
 from __future__ import annotations
 
+import time
 import typing as t
 
 from .frontend import Frontend
 
 SNAPSHOT = """
+import logging
 import kernel_comm_ext as _kce
 _sh = get_ipython()
 
@@ -30,6 +33,7 @@ def _snapshot():
         "line_magics": sorted((name, id(f)) for name, f in magics.magics["line"].items()),
         "cell_magics": sorted((name, id(f)) for name, f in magics.magics["cell"].items()),
         "callbacks": {k: [id(f) for f in v] for k, v in _sh.events.callbacks.items()},
+        "log_handlers": [id(h) for h in logging.getLogger("kernel_comm_ext").handlers],
         "of_package": sorted(
             [f"configurable {type(c).__name__}" for c in _sh.configurables if _of_package(c)]
             + [f"registry {n}" for n, m in magics.registry.items() if _of_package(m)]
@@ -44,6 +48,11 @@ def _snapshot():
                 for k, v in _sh.events.callbacks.items()
                 for f in v
                 if _of_package(f)
+            ]
+            + [
+                f"log handler {type(h).__name__}"
+                for h in logging.getLogger("kernel_comm_ext").handlers
+                if _of_package(h)
             ]
         ),
     }
@@ -67,6 +76,7 @@ def test_unload_leaves_nothing_of_the_package_in_the_shell(kernel: Frontend) -> 
     loaded = _snapshot(kernel)
     assert "configurable CommMagics" in loaded["of_package"]
     assert "configurable KernelCommManager" in loaded["of_package"]
+    assert "log handler _KernelLogHandler" in loaded["of_package"]
     kernel.run("%unload_ext kernel_comm_ext")
     after = _snapshot(kernel)
     assert after["of_package"] == []
@@ -95,3 +105,16 @@ def test_a_second_load_is_a_no_op(kernel: Frontend) -> None:
     assert _snapshot(kernel) == loaded
     kernel.run("%unload_ext kernel_comm_ext")
     assert _snapshot(kernel)["of_package"] == []
+
+
+def test_the_packages_log_lines_go_to_the_kernels_log_not_to_the_cell(kernel: Frontend) -> None:
+    """Python's last-resort handler would print them into whatever cell is running."""
+    kernel.run("%load_ext kernel_comm_ext")
+    execution = kernel.execute(
+        "import logging\nlogging.getLogger('kernel_comm_ext').error('probe of the log route')"
+    )
+    assert "probe of the log route" not in execution.stderr
+    deadline = time.monotonic() + 5  # the kernel's log is a file the kernel flushes
+    while "probe of the log route" not in kernel.kernel_log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "[kernel_comm_ext] ERROR | probe of the log route" in kernel.kernel_log()
