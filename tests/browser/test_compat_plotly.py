@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from ..frontend import KernelError
+from kernel_comm_ext.testing.client_common import is_idle_of
+
 from .compat import LOOP, check_loop, record_loop_on_ipykernel, screenshot
 from .lab import AUTOLOAD_KERNEL, NotebookPage, wait_until
 from .widgets import assert_not_ours, assert_ours
@@ -87,9 +88,10 @@ def test_plotly_loop_on_ipykernel(open_compat: OpenNotebook) -> None:
     kernel = nb.kernel()
     assert_not_ours(kernel)
     # On this layer the kernel's IOPub socket drops what a reader has no room for, the
-    # cell's idle status included: the test client may never see the cell end.
-    try:
-        kernel.run(LOOP_CODE, timeout=120)
-    except KernelError as exc:
-        print("plotly on ipykernel: the loop's idle status never came:", str(exc).splitlines()[0])
+    # cell's idle status included: the cell's end is its execute_reply (the shell channel
+    # drops nothing), and whether the idle status came is read once the page has settled.
+    msg_id = kernel.kc.execute(LOOP_CODE, store_history=False)
+    assert kernel._shell_reply(msg_id, 120)["content"]["status"] == "ok"
     record_loop_on_ipykernel("plotly", lambda: page_y(nb), FINAL)
+    if not any(is_idle_of(m, msg_id) for m in kernel.iopub("status", parent_id=msg_id)):
+        print("plotly on ipykernel: the loop's idle status never came")
