@@ -37,7 +37,8 @@ def on_value(change):
 slider.observe(on_value, names="value")
 """
 
-CELL = "fig = plt.figure(); plt.plot([1, 2, 3]); time.sleep(1.5)"
+# Long enough for the 20 updates (0.6 s) or the move (at 0.2 s) to arrive while it runs.
+CELL = "fig = plt.figure(); plt.plot([1, 2, 3]); time.sleep(1.0)"
 
 
 def send_update(fe: Frontend, comm_id: str, value: int, subshell_id: str | None) -> str:
