@@ -324,7 +324,7 @@ def test_settings_from_ipython_kernel_config(tmp_path: Path) -> None:
     "waiting",
     [
         pytest.param("for i in range(50): s.value = i", id="merging-updates-wait"),
-        pytest.param("for i in range(50): w.run(i)", id="ordered-messages-wait"),
+        pytest.param("for i in range(10): w.run(i)", id="ordered-messages-wait"),
     ],
 )
 def test_output_widget_capture_is_never_held_behind_its_output(
