@@ -19,8 +19,8 @@ from .frontend import Frontend
 from .helpers import Pacer, our_unexpected_tracebacks, report
 
 THREADS = 8
-MESSAGES = 2_000
-COMMS = 1_000
+MESSAGES = 1_000
+COMMS = 500
 
 SENDERS = """
 import threading, comm
