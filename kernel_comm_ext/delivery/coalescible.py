@@ -172,11 +172,8 @@ def mergeable(traits: frozenset[str] | None, keys: t.Iterable[str]) -> bool:
     return "*" in traits or all(key in traits for key in keys)
 
 
-def routes_output(model: tuple[str, str] | None, content: dict[str, t.Any]) -> bool:
-    """Whether this comm_msg of a widget of ``model`` is an update of an output-routing trait."""
-    traits = OUTPUT_ROUTING_TRAITS.get(model) if model is not None else None
-    if traits is None:
-        return False
+def routes_output(traits: frozenset[str], content: dict[str, t.Any]) -> bool:
+    """Whether this comm_msg is an update of one of the output-routing ``traits`` of its model."""
     data = content.get("data")
     state = data.get("state") if type(data) is dict and data.get("method") == "update" else None
     return type(state) is dict and any(key in traits for key in state)

@@ -48,7 +48,14 @@ import time
 import typing as t
 
 from ..iopub.wire import IOPubBatch, MessageWriter
-from .coalescible import Rules, mergeable, model_of, parse_rules, routes_output
+from .coalescible import (
+    OUTPUT_ROUTING_TRAITS,
+    Rules,
+    mergeable,
+    model_of,
+    parse_rules,
+    routes_output,
+)
 from .rate_budget import RateBudget
 from .stats import CommDelivery, DeliveryStats, model_label
 
@@ -90,6 +97,7 @@ class CommFlow:
         "max_wait",
         "merged",
         "model",
+        "output_traits",
         "queued",
         "wait_seconds",
         "waited",
@@ -98,6 +106,8 @@ class CommFlow:
     def __init__(self, model: tuple[str, str] | None) -> None:
         #: (model module, model name) from the comm's comm_open; None: unknown.
         self.model = model
+        #: The model's traits that say where output goes (None: it has none).
+        self.output_traits = OUTPUT_ROUTING_TRAITS.get(model) if model is not None else None
         self.merged = self.waited = self.queued = self.largest_queue = 0
         self.wait_seconds = self.max_wait = 0.0
 
@@ -271,7 +281,8 @@ class CommSender:
     ) -> None:
         flow = flow_of(comm)
         update, may_merge = self._parse_update(flow, msg_type, content, metadata, parent, buffers)
-        if not may_merge and msg_type == "comm_msg" and routes_output(flow.model, content):
+        output_traits = flow.output_traits
+        if output_traits is not None and not may_merge and routes_output(output_traits, content):
             self._send_output_routing(comm, flow, msg_type, content, metadata, parent, buffers)
             return
         with self._cond:
