@@ -172,10 +172,17 @@ def mergeable(traits: frozenset[str] | None, keys: t.Iterable[str]) -> bool:
     return "*" in traits or all(key in traits for key in keys)
 
 
+def looks_like_update(content: dict[str, t.Any]) -> bool:
+    """Whether a comm_msg may be a widget update: a cheap first look at its ``data.method``."""
+    data = content.get("data")
+    return type(data) is dict and data.get("method") == "update"
+
+
 def routes_output(traits: frozenset[str], content: dict[str, t.Any]) -> bool:
     """Whether this comm_msg is an update of one of the output-routing ``traits`` of its model."""
-    data = content.get("data")
-    state = data.get("state") if type(data) is dict and data.get("method") == "update" else None
+    if not looks_like_update(content):
+        return False
+    state = content["data"].get("state")
     return type(state) is dict and any(key in traits for key in state)
 
 

@@ -51,6 +51,7 @@ from ..iopub.wire import IOPubBatch, MessageWriter
 from .coalescible import (
     OUTPUT_ROUTING_TRAITS,
     Rules,
+    looks_like_update,
     mergeable,
     model_of,
     parse_rules,
@@ -337,7 +338,7 @@ class CommSender:
         if msg_type != "comm_msg" or not self._coalesce or flow.model is None:
             return None, False
         traits = self._rules.get(flow.model)
-        if traits is None or not _looks_like_update(content):
+        if traits is None or not looks_like_update(content):
             return None, False
         update = WidgetUpdate.parse(msg_type, content, metadata, parent, buffers)
         return update, update is not None and mergeable(traits, update.keys())
@@ -409,21 +410,28 @@ class CommSender:
         """
         if not self._may_wait():
             return
+        self._drain_at_rate(lambda: entry.sent, may_wait=True)
+        if not entry.sent:
+            self._drain(limited=False)  # the budget was turned off meanwhile
+
+    def _drain_at_rate(self, done: t.Callable[[], bool], may_wait: bool) -> None:
+        """Send what the budget allows until ``done()`` (read under the lock) or the budget is off.
+
+        Waits for the budget in between only if ``may_wait``; ^C ends the wait.
+        """
         try:
             while True:
                 self._drain()
                 with self._cond:
                     budget = self._budget
-                    if entry.sent or budget is None:
-                        break
+                    if done() or not may_wait or budget is None:
+                        return
                     wait = budget.wait_time()
                     if wait > 0:
                         self._cond.wait(max(wait, _MIN_WAIT))
         except KeyboardInterrupt:
             self._interrupted_at = time.monotonic()
             raise
-        if not entry.sent:
-            self._drain(limited=False)  # the budget was turned off meanwhile
 
     def _recount_bytes(self, entry: _Entry) -> None:
         """Count the buffers of a merged update again (under the lock)."""
@@ -559,20 +567,7 @@ class CommSender:
             self.close_collected()
         if not self._waiting:
             return
-        may_wait = self._may_wait()
-        try:
-            while True:
-                self._drain()
-                with self._cond:
-                    budget = self._budget
-                    if not self._queue or not may_wait or budget is None:
-                        break
-                    wait = budget.wait_time()
-                    if wait > 0:
-                        self._cond.wait(max(wait, _MIN_WAIT))
-        except KeyboardInterrupt:
-            self._interrupted_at = time.monotonic()
-            raise
+        self._drain_at_rate(lambda: not self._queue, may_wait=self._may_wait())
 
     # closes found by the garbage collector
 
@@ -758,9 +753,3 @@ def _comm_delivery(comm: t.Any, flow: CommFlow, rules: Rules) -> CommDelivery:
         max_wait_seconds=flow.max_wait,
         largest_queue=flow.largest_queue,
     )
-
-
-def _looks_like_update(content: dict[str, t.Any]) -> bool:
-    """Whether this may be a widget update: a cheap first look (``WidgetUpdate.parse`` decides)."""
-    data = content.get("data")
-    return type(data) is dict and data.get("method") == "update"
