@@ -117,17 +117,7 @@ class MainLoopDispatch:
     def close(self) -> None:
         """Stop waiting for the main loop (on uninstall): queued messages are handled here."""
         self._closed = True
-        while True:
-            with self._lock:
-                if not self._queue:
-                    return
-                handler, stream, idents, msg, done = self._queue.popleft()
-            try:
-                handler(stream, idents, msg)
-            except Exception as exc:
-                logger.error("Exception in a comm message handled at unload", exc_info=exc)
-            finally:
-                done.set()
+        self._handle_queued(lambda handle, idents, msg: handle(), "at unload")
 
     def pending(self) -> int:
         """How many forwarded messages wait for the main loop."""
@@ -135,16 +125,25 @@ class MainLoopDispatch:
 
     def drain(self) -> None:
         """Handle every queued message, in arrival order (on the main thread)."""
+        self._handle_queued(
+            lambda handle, idents, msg: run_as_request(self.kernel, idents, msg, handle),
+            "on the main loop",
+        )
+
+    def _handle_queued(
+        self,
+        run: t.Callable[[t.Callable[[], None], t.Any, t.Any], None],
+        where: str,
+    ) -> None:
+        """Take queued messages in order and ``run(handle, idents, msg)`` each; wake its sender."""
         while True:
             with self._lock:
                 if not self._queue:
                     return
                 handler, stream, idents, msg, done = self._queue.popleft()
             try:
-                run_as_request(
-                    self.kernel, idents, msg, functools.partial(handler, stream, idents, msg)
-                )
+                run(functools.partial(handler, stream, idents, msg), idents, msg)
             except Exception as exc:
-                logger.error("Exception in a comm message handled on the main loop", exc_info=exc)
+                logger.error("Exception in a comm message handled %s", where, exc_info=exc)
             finally:
                 done.set()
