@@ -220,6 +220,43 @@ comm.get_comm_manager().register_target("hardening.credits", _return_credits)
         return got
 
 
+def collection_storm(make_comm: str) -> str:
+    """Kernel code: comms found by the garbage collector at any allocation, while a widget updates.
+
+    3,000 updates of the kernel's slider ``s``; every tenth makes a comm with
+    the expression ``make_comm``, unregisters it and leaves it held only by a
+    reference cycle. With the collector's threshold at 5, those cycles are
+    collected at any allocation, also while the sender holds its locks. The
+    300 ids are in ``doomed``; the code ends once every cycle is gone.
+    """
+    return (
+        "import gc, time\n"
+        "doomed = []\n"
+        "class Cycle:\n"
+        "    def __init__(self):\n"
+        "        self.me = self\n"
+        f"        self.comm = {make_comm}\n"
+        "        doomed.append(self.comm.comm_id)\n"
+        "        get_ipython().kernel.comm_manager.unregister_comm(self.comm)\n"
+        "old = gc.get_threshold()\n"
+        "gc.set_threshold(5)\n"
+        "try:\n"
+        "    for i in range(3000):\n"
+        "        s.value = i\n"
+        "        if i % 10 == 0:\n"
+        "            Cycle()\n"
+        "finally:\n"
+        "    gc.set_threshold(*old)\n"
+        # A collection running in another thread makes gc.collect() return at
+        # once, leaving younger cycles for later: collect until all are gone.
+        "for _ in range(200):\n"
+        "    gc.collect()\n"
+        "    if not any(isinstance(o, Cycle) for o in gc.get_objects()):\n"
+        "        break\n"
+        "    time.sleep(0.01)\n"
+    )
+
+
 def comm_magic(fe: Frontend, line: str = "") -> str:
     """What ``%comm <line>`` shows in a terminal: what it printed, then its result's text/plain."""
     execution = fe.execute(f"%comm {line}".rstrip())

@@ -15,6 +15,7 @@ import importlib.util
 import pytest
 
 from .frontend import Frontend
+from .helpers import collection_storm
 from .server_client import ServerKernel
 
 LEGACY = """
@@ -81,38 +82,17 @@ def test_collected_comms_of_ipykernels_class_close_without_deadlock(ext_kernel: 
     fe.run("%config KernelCommManager.rate_budget = 50")
     fe.run(
         LEGACY
-        + "import ipywidgets, time\n"
+        + "import ipywidgets\n"
         + "from ipykernel.comm.comm import BaseComm\n"
         + "s = ipywidgets.IntSlider(max=10**6)\n"
-        + "ids = []\n"
-        + "class Cycle:\n"
-        + "    def __init__(self):\n"
-        + "        self.me = self\n"
-        # The class ipykernel's own comm.create_comm makes, behind Comm.
-        + "        self.comm = BaseComm(target_name='doomed')\n"
-        + "        ids.append(self.comm.comm_id)\n"
-        + "        manager.unregister_comm(self.comm)\n"
     )
     mark = fe.mark()
+    # The class ipykernel's own comm.create_comm makes, behind Comm.
     fe.execute(
-        "old = gc.get_threshold()\n"
-        "gc.set_threshold(5)\n"
-        "try:\n"
-        "    for i in range(3000):\n"
-        "        s.value = i\n"
-        "        if i % 10 == 0:\n"
-        "            Cycle()\n"
-        "finally:\n"
-        "    gc.set_threshold(*old)\n"
-        "for _ in range(200):\n"
-        "    gc.collect()\n"
-        "    if not any(isinstance(o, Cycle) for o in gc.get_objects()):\n"
-        "        break\n"
-        "    time.sleep(0.01)\n"
-        "manager.sender.flush()",
+        collection_storm("BaseComm(target_name='doomed')") + "manager.sender.flush()",
         timeout=60,
     )
-    doomed = set(fe.eval("ids"))
+    doomed = set(fe.eval("doomed"))
     assert len(doomed) == 300
     fe.wait_for(
         "comm_close",

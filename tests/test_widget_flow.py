@@ -16,7 +16,7 @@ import pytest
 
 from .conftest import AUTOLOAD_OFF
 from .frontend import Frontend, start_frontend
-from .helpers import comm_magic
+from .helpers import collection_storm, comm_magic
 
 SETUP = """
 import comm, dataclasses, time, ipywidgets
@@ -261,31 +261,7 @@ def test_a_comm_collected_while_updates_are_held_closes_without_deadlock(
     # A comm nothing else refers to is closed by the garbage collector
     # (BaseComm.__del__); in a reference cycle that happens at any allocation,
     # also while the sender holds its lock.
-    fe.execute(
-        "import gc\n"
-        "class Cycle:\n"
-        "    def __init__(self):\n"
-        "        self.me = self\n"
-        "        self.comm = comm.create_comm(target_name='doomed')\n"
-        "        manager.unregister_comm(self.comm)\n"
-        "old = gc.get_threshold()\n"
-        "gc.set_threshold(5)\n"
-        "try:\n"
-        "    for i in range(3000):\n"
-        "        s.value = i\n"
-        "        if i % 10 == 0:\n"
-        "            Cycle()\n"
-        "finally:\n"
-        "    gc.set_threshold(*old)\n"
-        # A collection running in another thread makes gc.collect() return at
-        # once, leaving younger cycles for later: collect until all are gone.
-        "for _ in range(200):\n"
-        "    gc.collect()\n"
-        "    if not any(isinstance(o, Cycle) for o in gc.get_objects()):\n"
-        "        break\n"
-        "    time.sleep(0.01)\n",
-        timeout=60,
-    )
+    fe.execute(collection_storm("comm.create_comm(target_name='doomed')"), timeout=60)
     values = [_update_value(m) for m in fe.iopub("comm_msg", comm_id=slider, since=mark)]
     assert values[-1] == 2999
     assert len(fe.iopub("comm_close", since=mark)) == 300
