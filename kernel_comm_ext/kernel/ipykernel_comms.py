@@ -71,11 +71,6 @@ class IPykernelComms:
         self._base: type | None = None
         self._replaced: dict[str, t.Any] = {}
 
-    @property
-    def installed(self) -> bool:
-        """Whether ipykernel's comms now send through the sender."""
-        return _routing.installed is self
-
     def install(self) -> bool:
         """Stand in for ipykernel's ``publish_msg`` and ``__del__``; False when not possible."""
         base = _comm_base_class()
@@ -85,7 +80,7 @@ class IPykernelComms:
         # ``__del__`` is inherited from the comm package's class: only what
         # the class itself defines is put back.
         self._replaced = {name: base.__dict__.get(name) for name in ("publish_msg", "__del__")}
-        _routing.original_publish = base.__dict__["publish_msg"]
+        _routing.original_publish = self._replaced["publish_msg"]
         _routing.original_del = getattr(base, "__del__", None)
         _routing.installed = self
         base.publish_msg = _publish_msg  # type: ignore[attr-defined]
