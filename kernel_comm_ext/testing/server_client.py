@@ -344,12 +344,29 @@ def start_jupyter_server(
     try:
         url = _wait_for_url(process, runtime, log_path)
         server = JupyterServer(process, url, token, log_path)
-        server.request("GET", "/api/status")
+        _wait_for_answer(server, process)
     except BaseException:
         process.kill()
         process.wait(timeout=10)
         raise
     return server
+
+
+def _wait_for_answer(server: JupyterServer, process: subprocess.Popen[bytes]) -> None:
+    """Ask ``/api/status`` until the server answers; fail at once if it exited."""
+    deadline = time.monotonic() + DEFAULT_TIMEOUT
+    while True:
+        try:
+            server.request("GET", "/api/status")
+            return
+        except ServerError:
+            if process.poll() is not None:
+                raise ServerError(
+                    f"jupyter server exited ({process.returncode}):\n{server.log()}"
+                ) from None
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def _wait_for_url(process: subprocess.Popen[bytes], runtime: Path, log_path: Path) -> str:
