@@ -145,6 +145,18 @@ class Frontend:
             )
         return execution
 
+    def run_until_reply(self, code: str, timeout: float = DEFAULT_TIMEOUT) -> str:
+        """Run code that must succeed, waiting for its execute_reply only; return its msg_id.
+
+        For floods on ipykernel's own comm layer, whose IOPub socket may drop the
+        cell's idle status (the shell channel drops nothing).
+        """
+        msg_id = self.kc.execute(code, store_history=False)
+        status = self._shell_reply(msg_id, timeout)["content"]["status"]
+        if status != "ok":
+            raise KernelError(f"code failed ({status}):\n{code}")
+        return str(msg_id)
+
     def run(self, code: str, timeout: float = DEFAULT_TIMEOUT) -> str:
         """Run code that must succeed; return its stdout."""
         return self.execute(code, timeout=timeout).stdout

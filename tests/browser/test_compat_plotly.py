@@ -90,8 +90,7 @@ def test_plotly_loop_on_ipykernel(open_compat: OpenNotebook) -> None:
     # On this layer the kernel's IOPub socket drops what a reader has no room for, the
     # cell's idle status included: the cell's end is its execute_reply (the shell channel
     # drops nothing), and whether the idle status came is read once the page has settled.
-    msg_id = kernel.kc.execute(LOOP_CODE, store_history=False)
-    assert kernel._shell_reply(msg_id, 120)["content"]["status"] == "ok"
+    msg_id = kernel.run_until_reply(LOOP_CODE, timeout=120)
     record_loop_on_ipykernel("plotly", lambda: page_y(nb), FINAL)
     if not any(is_idle_of(m, msg_id) for m in kernel.iopub("status", parent_id=msg_id)):
         print("plotly on ipykernel: the loop's idle status never came")

@@ -119,7 +119,8 @@ def test_voila_loops_on_ipykernel(dashboard: t.Callable[[str], tuple[Page, Front
     page, kernel = dashboard("ipykernel.ipynb")
     assert_not_ours(kernel)
     count = text_box(page, "count")
-    kernel.run(f"for i in range({LOOP}):\n    count.value = i")
+    # This layer's IOPub socket may drop the cell's idle status: its end is its reply.
+    kernel.run_until_reply(f"for i in range({LOOP}):\n    count.value = i", timeout=120)
     record_loop_on_ipykernel("voila", count.input_value, str(LOOP - 1))
     page.get_by_role("button", name="Run loop").click()
     record_loop_on_ipykernel("voila-20000-from-callback", count.input_value, str(BIG_LOOP - 1))
